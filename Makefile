@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make dev` runs the system, `make test` passes the tests.
+# Only Python 3.11 and the package registries are needed; uv is bootstrapped from PyPI.
+
+PYTHON ?= python3.11
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+UV := $(PYTHON) -m uv
+
+.PHONY: dev test install lint bench clean-local
+
+.venv/.synced: pyproject.toml uv.lock
+	$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.synced
+
+dev: install
+	$(UV) run --frozen lending dev
+
+test: install
+	$(UV) run --frozen ruff check lending_pipelines tests bench
+	$(UV) run --frozen dagster definitions validate
+	$(UV) run --frozen pytest
+
+lint: install
+	$(UV) run --frozen ruff check lending_pipelines tests bench
+	$(UV) run --frozen ruff format --check lending_pipelines tests bench
+
+bench: install
+	@for script in bench/*.py; do echo "== $$script"; $(UV) run --frozen python $$script || exit 1; done
+
+clean-local:
+	rm -rf .lending

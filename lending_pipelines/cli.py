@@ -1,0 +1,196 @@
+"""The `lending` command: run the system locally and manage its database.
+
+lending dev                 database + migrations + seed + sandbox + receiver + dagster dev
+lending sandbox             the partner-API sandbox (LENDING_SANDBOX_URL's port)
+lending webhooks            the callback receiver (LENDING_WEBHOOKS_URL's port)
+lending db upgrade|downgrade|current|url
+lending seed                idempotent demo data
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .settings import Settings, SettingsError, get_settings
+
+DAGSTER_PORT = 3000
+# Credentials the resources read from the environment, pointed at the sandbox in `make dev`.
+# Real deployments set real values; these only apply when the variable is unset.
+DEV_ENVIRONMENT: dict[str, str] = {}
+
+
+def _port(url: str) -> int:
+    return urlsplit(url).port or 80
+
+
+def _serve(app, url: str) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host=urlsplit(url).hostname or "127.0.0.1", port=_port(url), log_level="info")
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from .sandbox.app import build_app
+
+    _serve(build_app(), get_settings().sandbox_url)
+    return 0
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    from .webhooks.app import build_app
+
+    _serve(build_app(), get_settings().webhooks_url)
+    return 0
+
+
+def _operational_url() -> str:
+    from .db.server import operational_url
+
+    return operational_url(get_settings())
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from .db import migrate
+
+    url = _operational_url()
+    if args.action == "upgrade":
+        migrate.upgrade(url, args.target or "heads")
+    elif args.action == "downgrade":
+        migrate.downgrade(url, args.target or "base")
+    elif args.action == "url":
+        from sqlalchemy.engine import make_url
+
+        print(make_url(url).render_as_string(hide_password=True))
+        return 0
+    revisions = sorted(migrate.current_revisions(url))
+    print("current revisions:", ", ".join(revisions) or "(none)")
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from .db import migrate
+    from .db.engine import get_engine
+    from .seed import seed_all
+
+    url = _operational_url()
+    migrate.upgrade(url)
+    with get_engine(url).begin() as conn:
+        seeded = seed_all(conn, get_settings())
+    print("seeded:", ", ".join(seeded) or "(nothing to seed)")
+    return 0
+
+
+def _dev_encryption_key(settings: Settings) -> str:
+    """A per-checkout Fernet key for local dev, kept under LENDING_HOME (git-ignored)."""
+    from cryptography.fernet import Fernet
+
+    path = settings.home / "dev-encryption.key"
+    if not path.exists():
+        settings.home.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(Fernet.generate_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _prepare_dev_environment() -> dict[str, str]:
+    settings = Settings.from_env()
+    if not settings.encryption_key:
+        os.environ["LENDING_ENCRYPTION_KEY"] = _dev_encryption_key(settings)
+    for name, value in DEV_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    get_settings.cache_clear()
+    return dict(os.environ)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from .db.server import dagster_storage_url
+    from .instance import write_instance_config
+
+    env = _prepare_dev_environment()
+    settings = get_settings()
+    where = settings.pg_data_dir if not settings.database_url else "LENDING_DATABASE_URL"
+    print(f"lending dev: database {where}")
+    cmd_seed(args)  # migrates, then seeds; this process holds the embedded server open
+    env["LENDING_DAGSTER_STORAGE_URL"] = dagster_storage_url(settings)
+    env["DAGSTER_HOME"] = str(settings.dagster_home)
+    write_instance_config(settings.dagster_home)
+
+    bin_dir = Path(sys.executable).parent
+    commands = {
+        "sandbox": [sys.executable, "-m", "lending_pipelines.cli", "sandbox"],
+        "webhooks": [sys.executable, "-m", "lending_pipelines.cli", "webhooks"],
+        "dagster": [str(bin_dir / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(args.port)],
+    }
+    children = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
+    print(
+        f"lending dev: sandbox {settings.sandbox_url}, receiver {settings.webhooks_url}, "
+        f"Dagster UI http://127.0.0.1:{args.port} (Ctrl-C stops everything)"
+    )
+    stopping = False
+
+    def stop(signum, frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                print(f"lending dev: {name} exited with code {child.returncode}; stopping")
+                exit_code = child.returncode or 1
+                stopping = True
+        time.sleep(0.5)
+    _stop_children(children.values())
+    return exit_code
+
+
+def _stop_children(children, grace_seconds: float = 15.0) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace_seconds
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="lending", description=__doc__.split("\n")[0])
+    sub = root.add_subparsers(dest="command", required=True)
+    dev = sub.add_parser("dev", help="run everything locally")
+    dev.add_argument("--port", type=int, default=DAGSTER_PORT)
+    dev.set_defaults(func=cmd_dev)
+    sub.add_parser("sandbox", help="run the partner-API sandbox").set_defaults(func=cmd_sandbox)
+    sub.add_parser("webhooks", help="run the callback receiver").set_defaults(func=cmd_webhooks)
+    sub.add_parser("seed", help="load idempotent demo data").set_defaults(func=cmd_seed)
+    db = sub.add_parser("db", help="manage the operational database")
+    db.add_argument("action", choices=["upgrade", "downgrade", "current", "url"])
+    db.add_argument("target", nargs="?", help="revision (default: heads / base)")
+    db.set_defaults(func=cmd_db)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        get_settings()
+    except SettingsError as exc:
+        print(f"lending: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

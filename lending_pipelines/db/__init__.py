@@ -1,0 +1,1 @@
+"""The operational database: tables, migrations, the embedded server and set-based queries."""

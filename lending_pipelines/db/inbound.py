@@ -1,0 +1,52 @@
+"""Inbound partner events: stored once per (provider, event id), applied later by sensors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection
+
+from .common import inbound_events
+
+
+def store_event(
+    conn: Connection, provider: str, event_id: str, payload: Any, event_type: str | None = None
+) -> bool:
+    """Insert an event; False when (provider, event_id) was already stored (a redelivery)."""
+    stmt = (
+        insert(inbound_events)
+        .values(provider=provider, event_id=event_id, event_type=event_type, payload=payload)
+        .on_conflict_do_nothing(index_elements=["provider", "event_id"])
+        .returning(inbound_events.c.id)
+    )
+    return conn.execute(stmt).scalar() is not None
+
+
+def unprocessed_events(
+    conn: Connection, provider: str, limit: int = 500, after_id: int = 0
+) -> list[sa.Row]:
+    """Events not yet applied, oldest first, locked so two appliers never take the same one."""
+    return list(
+        conn.execute(
+            sa.select(inbound_events)
+            .where(
+                inbound_events.c.provider == provider,
+                inbound_events.c.processed_at.is_(None),
+                inbound_events.c.id > after_id,
+            )
+            .order_by(inbound_events.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+
+
+def mark_processed(conn: Connection, event_ids: list[int], error: str | None = None) -> None:
+    if event_ids:
+        conn.execute(
+            sa.update(inbound_events)
+            .where(inbound_events.c.id.in_(event_ids))
+            .values(processed_at=sa.func.now(), error=error)
+        )

@@ -1,0 +1,1 @@
+"""One ConfigurableResource per external system, plus the operational database."""

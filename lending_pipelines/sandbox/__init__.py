@@ -1,0 +1,1 @@
+"""A local emulation of the five partner APIs that speaks their real wire formats."""

@@ -1,0 +1,20 @@
+"""Demo data for `make dev`: every seeder is idempotent (safe to run at every start)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.engine import Connection
+
+from ..settings import Settings
+
+Seeder = Callable[[Connection, Settings], None]
+
+SEEDERS: list[Seeder] = []
+
+
+def seed_all(conn: Connection, settings: Settings) -> list[str]:
+    """Run every workflow's seeder in one transaction; returns their names."""
+    for seeder in SEEDERS:
+        seeder(conn, settings)
+    return [seeder.__module__.rsplit(".", 1)[-1] for seeder in SEEDERS]

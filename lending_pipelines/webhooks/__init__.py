@@ -1,0 +1,1 @@
+"""The callback receiver: partner callbacks stored durably in `inbound_events`."""

@@ -1,0 +1,119 @@
+"""Shared fixtures: a real PostgreSQL database per test session and the partner-API sandbox.
+
+The database is a fresh one (`lending_test_<random>`) on the embedded server, or on the server
+LENDING_DATABASE_URL names, migrated to every head; each test using `db` starts from empty
+tables. The sandbox runs in a thread on a free port; each test using `sandbox` starts from its
+seeded state with no faults.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from lending_pipelines.db import migrate
+from lending_pipelines.db.meta import SCHEMA
+from lending_pipelines.db.server import drop_database, ensure_database, server_url
+from lending_pipelines.resources.database import DatabaseResource
+from lending_pipelines.sandbox.app import build_app
+from lending_pipelines.sandbox.server import BackgroundServer
+from lending_pipelines.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def db_url(settings: Settings) -> Iterator[str]:
+    url = server_url(settings).set(database=f"lending_test_{uuid.uuid4().hex[:10]}")
+    ensure_database(url)
+    rendered = url.render_as_string(hide_password=False)
+    migrate.upgrade(rendered)
+    yield rendered
+    from lending_pipelines.db.engine import dispose_engines
+
+    dispose_engines()
+    drop_database(make_url(rendered))
+
+
+@pytest.fixture(scope="session")
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(db_url, pool_pre_ping=True)
+    yield engine
+    engine.dispose()
+
+
+def truncate_all(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        tables = conn.execute(
+            sa.text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = :schema "
+                "AND tablename <> 'alembic_version'"
+            ),
+            {"schema": SCHEMA},
+        ).scalars()
+        names = ", ".join(f'{SCHEMA}."{name}"' for name in tables)
+        if names:
+            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def db(engine: sa.Engine) -> sa.Engine:
+    """The session database with every operational table emptied."""
+    truncate_all(engine)
+    return engine
+
+
+@pytest.fixture
+def database(db: sa.Engine, db_url: str) -> DatabaseResource:
+    return DatabaseResource(url=db_url)
+
+
+@dataclass
+class SandboxHandle:
+    base_url: str
+    admin: httpx.Client
+
+    def url(self, provider: str) -> str:
+        return f"{self.base_url}/{provider}"
+
+    def set_faults(self, faults: dict) -> None:
+        self.admin.post("/_admin/faults", json=faults).raise_for_status()
+
+    def clear_faults(self) -> None:
+        self.admin.delete("/_admin/faults").raise_for_status()
+
+    def state(self, provider: str) -> dict:
+        response = self.admin.get(f"/_admin/{provider}")
+        response.raise_for_status()
+        return response.json()
+
+    def configure(self, provider: str, body: dict) -> None:
+        self.admin.post(f"/_admin/{provider}/configure", json=body).raise_for_status()
+
+    def reset(self) -> None:
+        self.admin.post("/_admin/reset").raise_for_status()
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[BackgroundServer]:
+    server = BackgroundServer(build_app(faults={})).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: BackgroundServer) -> Iterator[SandboxHandle]:
+    with httpx.Client(base_url=sandbox_server.base_url, timeout=10) as admin:
+        handle = SandboxHandle(sandbox_server.base_url, admin)
+        handle.reset()
+        yield handle
+        handle.clear_faults()

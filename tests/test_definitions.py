@@ -1,0 +1,60 @@
+"""Everything automated, in one place: a change to a schedule, job or asset group shows here."""
+
+from dagster import Definitions
+
+from lending_pipelines.definitions import defs
+
+# schedule name → (cron, execution timezone)
+EXPECTED_SCHEDULES: dict[str, tuple[str, str]] = {}
+
+# job name → asset keys or op names it runs
+EXPECTED_JOBS: dict[str, set[str]] = {}
+
+# asset key → group
+EXPECTED_ASSET_GROUPS: dict[str, str] = {}
+
+EXPECTED_SENSORS: set[str] = set()
+
+EXPECTED_RESOURCES = {"database"}
+
+
+def _repo(d: Definitions):
+    return d.get_repository_def()
+
+
+def test_definitions_load_and_resolve():
+    Definitions.validate_loadable(defs)
+
+
+def test_every_schedule_has_its_cron_and_timezone():
+    schedules = {s.name: (s.cron_schedule, s.execution_timezone) for s in _repo(defs).schedule_defs}
+    assert schedules == EXPECTED_SCHEDULES
+
+
+def test_every_job_selects_what_it_should():
+    repo = _repo(defs)
+    jobs = {}
+    for job in repo.get_all_jobs():
+        if job.name.startswith("__ASSET_JOB"):
+            continue
+        asset_keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
+        jobs[job.name] = asset_keys or set(job.graph.node_names())
+    assert jobs == EXPECTED_JOBS
+
+
+def test_every_asset_is_in_its_group():
+    graph = _repo(defs).asset_graph
+    groups = {
+        node.key.to_user_string(): node.group_name
+        for node in graph.asset_nodes
+        if node.is_materializable
+    }
+    assert groups == EXPECTED_ASSET_GROUPS
+
+
+def test_every_sensor_is_registered():
+    assert {s.name for s in _repo(defs).sensor_defs} == EXPECTED_SENSORS
+
+
+def test_resources_are_the_expected_set():
+    assert EXPECTED_RESOURCES <= set(defs.resources or {})

@@ -1,0 +1,63 @@
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from lending_pipelines.settings import PROJECT_ROOT, Settings, SettingsError, documented_settings
+
+
+def test_defaults_follow_the_spec():
+    s = Settings.from_env({})
+    assert s.database_url is None
+    assert s.home == PROJECT_ROOT / ".lending"
+    assert (s.credit_timezone, s.escrow_timezone, s.payouts_timezone) == (
+        "Asia/Kolkata",
+        "Africa/Nairobi",
+        "UTC",
+    )
+    assert s.token_rate == Decimal("0.05")
+    assert s.payout_hold_days == 7
+    assert s.auto_deduct_percent == Decimal("30")
+    assert s.min_wallet_balance_minor == 10_000
+    assert s.poll_error_rate_fail == Decimal("0.10")
+    assert s.disbursement_success_rate_min == Decimal("0.90")
+    assert all((s.cron_enabled, s.escalation_enabled, s.scoring_enabled, s.reminders_enabled))
+
+
+def test_environment_overrides_defaults():
+    s = Settings.from_env(
+        {"CRON_ENABLED": "false", "LENDING_TOKEN_RATE": "0.10", "LENDING_HOME": "/tmp/x"}
+    )
+    assert s.cron_enabled is False
+    assert s.token_rate == Decimal("0.10")
+    assert s.home == Path("/tmp/x")
+
+
+@pytest.mark.parametrize(
+    ("env", "value"),
+    [
+        ("LENDING_LOANS_TIMEZONE", "Mars/Olympus_Mons"),
+        ("LENDING_COLLECTIONS_TIMEZONE", "not a zone"),
+        ("LENDING_POLL_ERROR_RATE_FAIL", "-0.1"),
+        ("LENDING_POLL_SUCCESS_RATE_WARN", "1.5"),
+        ("LENDING_PAYOUT_HOLD_DAYS", "-3"),
+        ("LENDING_POLL_CONCURRENCY", "0"),
+        ("LENDING_TOKEN_RATE", "abc"),
+        ("LENDING_TOKEN_RATE", "0"),
+        ("LENDING_AUTO_DEDUCT_PERCENT", "130"),
+        ("CRON_ENABLED", "maybe"),
+        ("LENDING_PAYOUT_CURRENCY", "DOLLARS"),
+        ("LENDING_SANDBOX_URL", "localhost:8700"),
+    ],
+)
+def test_a_bad_value_fails_fast_naming_the_variable_and_value(env, value):
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({env: value})
+    assert env in str(error.value)
+    assert repr(value) in str(error.value)
+
+
+def test_readme_documents_every_setting():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    missing = [env for env, _, _ in documented_settings() if f"`{env}`" not in readme]
+    assert missing == []
