@@ -10,7 +10,9 @@ lending seed                idempotent demo data
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,7 +20,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .settings import Settings, SettingsError, get_settings
+from .settings import PROJECT_ROOT, Settings, SettingsError, get_settings
 
 DAGSTER_PORT = 3000
 # Credentials the resources read from the environment, pointed at the sandbox in `make dev`.
@@ -87,24 +89,32 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dev_encryption_key(settings: Settings) -> str:
-    """A per-checkout Fernet key for local dev, kept under LENDING_HOME (git-ignored)."""
+def _dev_secrets(settings: Settings) -> dict[str, str]:
+    """Per-checkout secrets for local dev, generated once under LENDING_HOME (git-ignored)."""
     from cryptography.fernet import Fernet
 
-    path = settings.home / "dev-encryption.key"
-    if not path.exists():
+    path = settings.home / "dev-secrets.json"
+    secrets_ = json.loads(path.read_text()) if path.exists() else {}
+    generated = {
+        "LENDING_ENCRYPTION_KEY": lambda: Fernet.generate_key().decode(),
+        "LENDING_MPESA_CALLBACK_TOKEN": lambda: secrets.token_urlsafe(24),
+        "LENDING_STRIPE_WEBHOOK_SECRET": lambda: "whsec_" + secrets.token_hex(24),
+    }
+    if set(generated) - set(secrets_):
+        for name, make in generated.items():
+            secrets_.setdefault(name, make())
         settings.home.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(Fernet.generate_key())
+        path.write_text(json.dumps(secrets_, indent=2))
         path.chmod(0o600)
-    return path.read_text().strip()
+    return secrets_
 
 
 def _prepare_dev_environment() -> dict[str, str]:
-    settings = Settings.from_env()
-    if not settings.encryption_key:
-        os.environ["LENDING_ENCRYPTION_KEY"] = _dev_encryption_key(settings)
-    for name, value in DEV_ENVIRONMENT.items():
-        os.environ.setdefault(name, value)
+    """The environment of every `make dev` process: dev secrets and sandbox credentials fill in
+    whatever the caller's environment leaves unset."""
+    for name, value in {**_dev_secrets(Settings.from_env()), **DEV_ENVIRONMENT}.items():
+        if not os.environ.get(name):
+            os.environ[name] = value
     get_settings.cache_clear()
     return dict(os.environ)
 
@@ -128,7 +138,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
         "webhooks": [sys.executable, "-m", "lending_pipelines.cli", "webhooks"],
         "dagster": [str(bin_dir / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(args.port)],
     }
-    children = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
+    children = {
+        name: subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT) for name, cmd in commands.items()
+    }
     print(
         f"lending dev: sandbox {settings.sandbox_url}, receiver {settings.webhooks_url}, "
         f"Dagster UI http://127.0.0.1:{args.port} (Ctrl-C stops everything)"

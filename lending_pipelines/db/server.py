@@ -39,10 +39,18 @@ def _ensure_max_connections(server) -> None:
     if current >= MAX_CONNECTIONS:
         return
     from pgserver._commands import pg_ctl
+    from pgserver.utils import PostmasterInfo
 
     with server._lock:
         server.psql(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS};")
-        pg_ctl(["-w", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=30)
+        pg_ctl(
+            ["-w", "-l", str(server.log), "restart"],
+            pgdata=server.pgdata,
+            user=server.system_user,
+            timeout=30,
+        )
+        # pgserver stops the server it knows by pid when the last handle closes: refresh it.
+        server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata)
     log.info("embedded PostgreSQL restarted with max_connections=%s", MAX_CONNECTIONS)
 
 
