@@ -21,6 +21,7 @@ dev: install
 test: install
 	$(UV) run --frozen ruff check lending_pipelines tests bench
 	$(UV) run --frozen dagster definitions validate
+	$(UV) run --frozen dg check defs
 	$(UV) run --frozen pytest
 
 lint: install
