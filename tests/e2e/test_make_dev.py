@@ -61,10 +61,13 @@ def test_make_dev_serves_the_ui_loads_the_location_and_restarts_with_the_same_st
     )
     command = [sys.executable, "-m", "lending_pipelines.cli", "dev", "--port", str(ports["dagster"])]
 
+    log_path = tmp_path / "dev.log"
+
     def start_and_check(probe: str | None) -> str:
+        log = log_path.open("ab")
         process = subprocess.Popen(
-            command, env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True,
+            command, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             deadline = time.monotonic() + STARTUP_BUDGET_SECONDS
@@ -80,6 +83,9 @@ def test_make_dev_serves_the_ui_loads_the_location_and_restarts_with_the_same_st
             }
             assert entries["lending_pipelines"]["__typename"] == "RepositoryLocation", entries
             storage = _dagster_storage_probe(home, probe)
+        except AssertionError as failure:
+            tail = log_path.read_text(errors="replace")[-4000:]
+            raise AssertionError(f"{failure}\n--- lending dev output ---\n{tail}") from None
         finally:
             # Ctrl-C in a terminal signals the whole foreground process group.
             os.killpg(process.pid, signal.SIGINT)
