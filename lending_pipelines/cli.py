@@ -20,12 +20,16 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .sandbox.twilio import DEV_AUTH_TOKEN as TWILIO_SANDBOX_AUTH_TOKEN
 from .settings import PROJECT_ROOT, Settings, SettingsError, get_settings
 
 DAGSTER_PORT = 3000
 # Credentials the resources read from the environment, pointed at the sandbox in `make dev`.
 # Real deployments set real values; these only apply when the variable is unset.
-DEV_ENVIRONMENT: dict[str, str] = {}
+DEV_ENVIRONMENT: dict[str, str] = {
+    "LENDING_STRIPE_API_KEY": "sk_test_lending_dev_sandbox",
+    "LENDING_TWILIO_AUTH_TOKEN": TWILIO_SANDBOX_AUTH_TOKEN,
+}
 
 
 def _port(url: str) -> int:

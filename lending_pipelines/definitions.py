@@ -2,16 +2,24 @@
 
 from dagster import Definitions
 
+from .assets.escrow import ESCROW_ASSETS, ESCROW_JOBS, ESCROW_SCHEDULES
+from .assets.loans import LOANS_ASSET_CHECKS, LOANS_ASSETS
+from .assets.payouts import PAYOUT_ASSETS, PAYOUT_CHECKS, PAYOUT_JOBS, PAYOUT_SCHEDULES
+from .loans_automation import LOANS_JOBS, LOANS_SCHEDULES
 from .resource_defs import build_resources
+from .sensors.escrow import ESCROW_SENSORS
+from .sensors.loans_failure import LOANS_FAILURE_SENSORS
+from .sensors.mpesa_results import LOANS_RESULT_SENSORS
+from .sensors.payouts import PAYOUT_SENSORS
 from .settings import get_settings
 
 settings = get_settings()
 
 defs = Definitions(
-    assets=[],
-    asset_checks=[],
-    jobs=[],
-    schedules=[],
-    sensors=[],
+    assets=[*ESCROW_ASSETS, *PAYOUT_ASSETS, *LOANS_ASSETS],
+    asset_checks=[*PAYOUT_CHECKS, *LOANS_ASSET_CHECKS],
+    jobs=[*ESCROW_JOBS, *PAYOUT_JOBS, *LOANS_JOBS],
+    schedules=[*ESCROW_SCHEDULES, *PAYOUT_SCHEDULES, *LOANS_SCHEDULES],
+    sensors=[*ESCROW_SENSORS, *PAYOUT_SENSORS, *LOANS_RESULT_SENSORS, *LOANS_FAILURE_SENSORS],
     resources=build_resources(settings),
 )

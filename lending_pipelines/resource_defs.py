@@ -5,11 +5,56 @@ Secrets are `EnvVar`s so they are read in the run process and never stored in ru
 
 from __future__ import annotations
 
+import os
+
+from dagster import EnvVar
+
+from .resources.alerts import AlertsResource
+from .resources.blnk import BlnkResource
 from .resources.database import DatabaseResource
+from .resources.fineract import FineractResource
+from .resources.mpesa import MpesaResource
+from .resources.stripe_connect import StripeConnectResource
+from .resources.whatsapp import WhatsAppResource
 from .settings import Settings
+from .webhooks.app import mpesa_callback_url
+
+BLNK_API_KEY_ENV = "LENDING_BLNK_API_KEY"
+STRIPE_API_KEY_ENV = "LENDING_STRIPE_API_KEY"
+TWILIO_AUTH_TOKEN_ENV = "LENDING_TWILIO_AUTH_TOKEN"
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "database": DatabaseResource(statement_timeout_ms=settings.statement_timeout_ms),
+        "blnk": BlnkResource(
+            base_url=settings.blnk_url or f"{settings.sandbox_url}/blnk",
+            api_key=EnvVar(BLNK_API_KEY_ENV) if os.environ.get(BLNK_API_KEY_ENV) else None,
+        ),
+        "stripe_connect": StripeConnectResource(
+            api_key=EnvVar(STRIPE_API_KEY_ENV),
+            api_base=settings.stripe_url or f"{settings.sandbox_url}/stripe",
+        ),
+        "whatsapp": WhatsAppResource(
+            account_sid=settings.twilio_account_sid,
+            auth_token=EnvVar(TWILIO_AUTH_TOKEN_ENV),
+            from_number=settings.whatsapp_from,
+            base_url=settings.twilio_url or f"{settings.sandbox_url}/twilio",
+            status_callback_url=f"{settings.webhooks_url}/twilio/status",
+        ),
+        # Partners' Fineract/M-Pesa credentials live encrypted in `lending.partners`; these carry
+        # the shared settings (timeouts, retries, Daraja host, our callback URLs).
+        "fineract": FineractResource(),
+        "mpesa": MpesaResource(
+            base_url=settings.mpesa_base_url or f"{settings.sandbox_url}/mpesa",
+            result_url=mpesa_callback_url(settings, "result")
+            if settings.mpesa_callback_token
+            else "",
+            timeout_url=mpesa_callback_url(settings, "timeout")
+            if settings.mpesa_callback_token
+            else "",
+        ),
+        "alerts": AlertsResource(
+            webhook_url=EnvVar("LENDING_ALERT_WEBHOOK_URL") if settings.alert_webhook_url else None
+        ),
     }

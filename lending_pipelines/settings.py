@@ -95,6 +95,10 @@ def _url(env: str, raw: str) -> str:
     return value
 
 
+def _optional_url(env: str, raw: str) -> str | None:
+    return _url(env, raw) if raw.strip() else None
+
+
 def _path(env: str, raw: str) -> Path:
     path = Path(raw.strip()).expanduser()
     return (path if path.is_absolute() else PROJECT_ROOT / path).resolve()
@@ -248,6 +252,13 @@ class Settings:
         _int(1),
         "Base of the exponential backoff between disbursement attempts.",
     )
+    mpesa_base_url: str | None = setting(
+        "LENDING_MPESA_BASE_URL",
+        "",
+        _optional_url,
+        "Daraja host (https://api.safaricom.co.ke live, https://sandbox.safaricom.co.ke for "
+        "Safaricom's sandbox). Empty: the local sandbox's /mpesa. A partner row may override it.",
+    )
     encryption_key: str | None = setting(
         "LENDING_ENCRYPTION_KEY",
         "",
@@ -283,6 +294,33 @@ class Settings:
         _int(1),
         "Shared Stripe request-rate limit across payout workers.",
     )
+    stripe_url: str | None = setting(
+        "LENDING_STRIPE_URL",
+        "",
+        _optional_url,
+        "Stripe API base URL (https://api.stripe.com live). Empty: the sandbox's /stripe. The "
+        "secret key is read from LENDING_STRIPE_API_KEY (a secret, never config).",
+    )
+    # --- WhatsApp (Twilio) ------------------------------------------------------------------
+    twilio_url: str | None = setting(
+        "LENDING_TWILIO_URL",
+        "",
+        _optional_url,
+        "Twilio API base URL (https://api.twilio.com live). Empty: the sandbox's /twilio. The "
+        "auth token is read from LENDING_TWILIO_AUTH_TOKEN (a secret, never config).",
+    )
+    twilio_account_sid: str = setting(
+        "LENDING_TWILIO_ACCOUNT_SID",
+        "AC0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d",
+        _text,
+        "Twilio Account SID (AC...). The default is the sandbox's account.",
+    )
+    whatsapp_from: str = setting(
+        "LENDING_WHATSAPP_FROM",
+        "+14155238886",
+        _text,
+        "WhatsApp sender number (+E164) registered on the Twilio account.",
+    )
     # --- escrow and auto-deduct -------------------------------------------------------------
     escrow_release_days: int = setting(
         "LENDING_ESCROW_RELEASE_DAYS", "7", _int(0), "Default auto_release_at after order creation."
@@ -301,6 +339,13 @@ class Settings:
     )
     wallet_currency: str = setting(
         "LENDING_WALLET_CURRENCY", "RWF", _currency, "Currency of retailer wallets."
+    )
+    blnk_url: str | None = setting(
+        "LENDING_BLNK_URL",
+        "",
+        _optional_url,
+        "Base URL of the Blnk ledger (e.g. http://blnk.internal:5001). Empty: the sandbox's "
+        "/blnk. In secure mode its key is read from LENDING_BLNK_API_KEY (a secret, never config).",
     )
     # --- alerts ---------------------------------------------------------------------------
     alert_webhook_url: str | None = setting(

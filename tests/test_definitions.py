@@ -5,17 +5,46 @@ from dagster import Definitions
 from lending_pipelines.definitions import defs
 
 # schedule name → (cron, execution timezone)
-EXPECTED_SCHEDULES: dict[str, tuple[str, str]] = {}
+EXPECTED_SCHEDULES: dict[str, tuple[str, str]] = {
+    # escrow (workflow 4)
+    "escrow_auto_release_daily": ("0 2 * * *", "Africa/Nairobi"),
+    "auto_deduct_daily": ("0 23 * * *", "Africa/Nairobi"),
+    # creator payouts (workflow 3)
+    "creator_payouts_schedule": ("0 2 1,15 * *", "UTC"),
+    "payout_retry_schedule": ("0 6 * * *", "UTC"),
+}
 
 # job name → asset keys or op names it runs
-EXPECTED_JOBS: dict[str, set[str]] = {}
+EXPECTED_JOBS: dict[str, set[str]] = {
+    # escrow (workflow 4)
+    "escrow_release_job": {"escrow_releases"},
+    "auto_deduct_job": {"auto_deductions"},
+    "release_escrow_now_job": {"release_escrow_now"},
+    "escrow_auto_release_now_job": {"run_escrow_auto_release"},
+    "auto_deduct_now_job": {"run_auto_deduct_now"},
+    "dispute_escrow_job": {"dispute_escrow"},
+    # creator payouts (workflow 3)
+    "creator_payouts_job": {"eligible_creators", "payout_batch", "payout_transfers"},
+    "payout_retry_job": {"retry_failed_payout_items"},
+}
 
 # asset key → group
-EXPECTED_ASSET_GROUPS: dict[str, str] = {}
+EXPECTED_ASSET_GROUPS: dict[str, str] = {
+    # escrow (workflow 4)
+    "escrow_releases": "escrow",
+    "auto_deductions": "escrow",
+    # creator payouts (workflow 3)
+    "eligible_creators": "payouts",
+    "payout_batch": "payouts",
+    "payout_transfers": "payouts",
+}
 
-EXPECTED_SENSORS: set[str] = set()
+EXPECTED_SENSORS: set[str] = {
+    "escrow_run_failure_alert",
+    "payouts_run_failure_alert",
+}
 
-EXPECTED_RESOURCES = {"database"}
+EXPECTED_RESOURCES = {"database", "blnk", "alerts", "stripe_connect", "whatsapp"}
 
 
 def _repo(d: Definitions):

@@ -1,3 +1,8 @@
 """Imports every table module so `metadata` describes the whole schema (migration checks)."""
 
-from . import common  # noqa: F401
+from . import (
+    common,  # noqa: F401
+    escrow,  # noqa: F401
+    loans,  # noqa: F401
+    payouts,  # noqa: F401
+)

@@ -7,10 +7,13 @@ from collections.abc import Callable
 from sqlalchemy.engine import Connection
 
 from ..settings import Settings
+from .escrow import seed_escrow
+from .loans import seed_loans
+from .payouts import seed_payouts
 
 Seeder = Callable[[Connection, Settings], None]
 
-SEEDERS: list[Seeder] = []
+SEEDERS: list[Seeder] = [seed_loans, seed_escrow, seed_payouts]
 
 
 def seed_all(conn: Connection, settings: Settings) -> list[str]:

@@ -1,0 +1,1 @@
+"""One module per workflow: its assets and their checks."""

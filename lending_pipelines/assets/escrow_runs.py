@@ -1,0 +1,468 @@
+"""The escrow release and auto-deduct runs, shared by the daily assets and the Launchpad jobs.
+
+Both follow the same shape: load what is due (set-based SQL), set aside bad data with a reason
+(audited, logged, never fatal), call Blnk once per transfer with a deterministic reference, and
+record each outcome in its own database transaction right after the call, so a crash loses at
+most the record of one transfer — which the next run recovers by reference instead of moving
+the money again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from ..db.audit import record_audits
+from ..db.escrow import (
+    ReleaseCandidate,
+    Repayment,
+    apply_repayment,
+    auto_deduct_candidates,
+    auto_deduct_reference,
+    compute_deductions,
+    create_repayment_intents,
+    fail_repayment,
+    record_release,
+    release_candidates,
+    repayments_on,
+)
+from ..domain.currency import minor_units_per_major
+from ..domain.deduction import percentage_basis_points
+from ..resources.blnk import BlnkError, BlnkResource
+from ..resources.database import DatabaseResource
+from ..settings import Settings
+
+# Skip reasons that mean the data is wrong (audited), as opposed to a rule saying "not today".
+BAD_DATA_PREFIXES = (
+    "unknown_currency",
+    "negative_debt",
+    "not_wallet_currency",
+    "missing_wallet_balance",
+    "missing_repayment_pool_balance",
+    "missing_wholesaler_balance",
+    "missing_escrow_pool_balance",
+    "wallet_currency_mismatch",
+    "wallet_not_in_ledger",
+)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    entity_id: str
+    reason: str
+
+    @property
+    def kind(self) -> str:
+        return self.reason.split(":", 1)[0]
+
+    @property
+    def bad_data(self) -> bool:
+        return self.kind in BAD_DATA_PREFIXES
+
+
+@dataclass(frozen=True)
+class Failed:
+    entity_id: str
+    error: str
+    retryable: bool
+
+
+@dataclass
+class RunReport:
+    """What a run did, in numbers an operator reads in the UI."""
+
+    business_date: date
+    dry_run: bool
+    moved: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    failed: list[Failed] = field(default_factory=list)
+    planned: list[dict[str, Any]] = field(default_factory=list)
+    duration_seconds: float = 0.0
+
+    @property
+    def amount_by_currency(self) -> dict[str, int]:
+        totals: dict[str, int] = defaultdict(int)
+        for row in self.moved:
+            totals[row["currency"]] += row["amount"]
+        return dict(sorted(totals.items()))
+
+    @property
+    def recovered(self) -> int:
+        return sum(1 for row in self.moved if row["recovered"])
+
+    @property
+    def skipped_by_reason(self) -> dict[str, int]:
+        return dict(sorted(Counter(skip.kind for skip in self.skipped).items()))
+
+    @property
+    def any_retryable_failure(self) -> bool:
+        return any(failure.retryable for failure in self.failed)
+
+
+def _audit_skips(
+    database: DatabaseResource,
+    skips: list[Skipped],
+    *,
+    entity: str,
+    action: str,
+    actor: str,
+    run_id: str | None,
+    business_date: date,
+    log: logging.Logger,
+) -> None:
+    """Bad data gets an audit entry (one statement for all) and a warning line each."""
+    bad = [skip for skip in skips if skip.bad_data]
+    for skip in bad:
+        log.warning("%s %s skipped for %s: %s", entity, skip.entity_id, business_date, skip.reason)
+    if not bad:
+        return
+    with database.begin() as conn:
+        record_audits(
+            conn,
+            [
+                {
+                    "actor": actor,
+                    "action": action,
+                    "entity": entity,
+                    "entity_id": skip.entity_id,
+                    "new_value": {"business_date": business_date},
+                    "reason": skip.reason,
+                    "run_id": run_id,
+                }
+                for skip in bad
+            ],
+        )
+
+
+# --- escrow release ---------------------------------------------------------------------------
+
+
+def release_escrows(
+    database: DatabaseResource,
+    blnk: BlnkResource,
+    *,
+    business_date: date,
+    actor: str,
+    reason: str,
+    run_id: str | None,
+    dry_run: bool,
+    log: logging.Logger,
+    cutoff: datetime | None = None,
+    escrow_id: int | None = None,
+) -> RunReport:
+    """Release held escrows due at `cutoff` (or the one escrow `escrow_id`, due or not) from
+    the escrow pool to each wholesaler's balance, reference `escrow-release:<id>`."""
+    started = time.monotonic()
+    report = RunReport(business_date=business_date, dry_run=dry_run)
+    with database.begin() as conn:
+        candidates = release_candidates(conn, cutoff=cutoff, escrow_id=escrow_id)
+    ready: list[ReleaseCandidate] = []
+    for candidate in candidates:
+        if candidate.status != "held":
+            report.skipped.append(
+                Skipped(str(candidate.escrow_id), f"not_held: {candidate.status}")
+            )
+        elif candidate.problem is not None:
+            report.skipped.append(Skipped(str(candidate.escrow_id), candidate.problem))
+        else:
+            ready.append(candidate)
+    if dry_run:
+        report.planned = [_release_row(candidate, None, False) for candidate in ready]
+        report.duration_seconds = time.monotonic() - started
+        return report
+    _audit_skips(
+        database,
+        report.skipped,
+        entity="escrow",
+        action="escrow.release_skipped",
+        actor=actor,
+        run_id=run_id,
+        business_date=business_date,
+        log=log,
+    )
+    for candidate in ready:
+        _release_one(database, blnk, candidate, report, actor, reason, run_id, log)
+    report.duration_seconds = time.monotonic() - started
+    log.info(
+        "escrow release %s: %d released %s, %d skipped, %d failed",
+        business_date,
+        len(report.moved),
+        report.amount_by_currency,
+        len(report.skipped),
+        len(report.failed),
+    )
+    return report
+
+
+def _release_row(candidate: ReleaseCandidate, transaction_id: str | None, recovered: bool) -> dict:
+    return {
+        "escrow_id": candidate.escrow_id,
+        "order_id": candidate.order_id,
+        "wholesaler_id": candidate.wholesaler_id,
+        "amount": candidate.amount,
+        "currency": candidate.currency,
+        "ledger_reference": candidate.reference,
+        "ledger_transaction_id": transaction_id,
+        "recovered": recovered,
+    }
+
+
+def _release_one(
+    database: DatabaseResource,
+    blnk: BlnkResource,
+    candidate: ReleaseCandidate,
+    report: RunReport,
+    actor: str,
+    reason: str,
+    run_id: str | None,
+    log: logging.Logger,
+) -> None:
+    escrow = str(candidate.escrow_id)
+    try:
+        posted = blnk.create_transaction(
+            reference=candidate.reference,
+            source=candidate.source_balance_id,
+            destination=candidate.destination_balance_id,
+            precise_amount=candidate.amount,
+            currency=candidate.currency,
+            precision=minor_units_per_major(candidate.currency),
+            description=(
+                f"Escrow {candidate.escrow_id} release to wholesaler {candidate.wholesaler_id} "
+                f"(order {candidate.order_id})"
+            ),
+            meta_data={
+                "escrow_id": candidate.escrow_id,
+                "order_id": candidate.order_id,
+                "wholesaler_id": candidate.wholesaler_id,
+            },
+        )
+    except BlnkError as exc:
+        log.error("escrow %s release failed: %s", escrow, exc)
+        report.failed.append(Failed(escrow, str(exc), exc.retryable))
+        return
+    txn = posted.transaction
+    found = (txn.status, txn.precise_amount, txn.currency, txn.destination)
+    expected = ("APPLIED", candidate.amount, candidate.currency, candidate.destination_balance_id)
+    if found != expected:
+        error = (
+            f"ledger transaction {txn.transaction_id} for {candidate.reference} is "
+            f"{found}, expected {expected}; escrow left held for investigation"
+        )
+        log.error("escrow %s: %s", escrow, error)
+        report.failed.append(Failed(escrow, error, retryable=False))
+        return
+    with database.begin() as conn:
+        recorded = record_release(
+            conn,
+            candidate,
+            business_date=report.business_date,
+            transaction_id=txn.transaction_id,
+            recovered=posted.already_applied,
+            actor=actor,
+            reason=reason,
+            run_id=run_id,
+        )
+    if not recorded:
+        error = (
+            f"escrow changed state while being released; ledger transaction "
+            f"{txn.transaction_id} ({candidate.reference}) moved the money"
+        )
+        log.error("escrow %s: %s", escrow, error)
+        report.failed.append(Failed(escrow, error, retryable=False))
+        return
+    if posted.already_applied:
+        log.warning(
+            "escrow %s was already released in the ledger (%s); recorded now",
+            escrow,
+            txn.transaction_id,
+        )
+    report.moved.append(_release_row(candidate, txn.transaction_id, posted.already_applied))
+
+
+# --- auto-deduct ----------------------------------------------------------------------------------
+
+
+def run_auto_deduct(
+    database: DatabaseResource,
+    blnk: BlnkResource,
+    settings: Settings,
+    *,
+    business_date: date,
+    actor: str,
+    run_id: str | None,
+    dry_run: bool,
+    log: logging.Logger,
+) -> RunReport:
+    """Deduct today's share of debt from every eligible retailer's wallet into the repayment
+    pool, reference `auto-deduct:<retailer>:<business date>`.
+
+    Intents left pending by an earlier run of the same date (a crash after the post) are posted
+    again first, with their original amount: the ledger recognises the reference.
+    """
+    started = time.monotonic()
+    percentage_basis_points(settings.auto_deduct_percent)  # a bad default fails before any work
+    report = RunReport(business_date=business_date, dry_run=dry_run)
+    with database.begin() as conn:
+        candidates = auto_deduct_candidates(conn, business_date)
+    readings: list[tuple[str, int]] = []
+    wallets: dict[str, str] = {}
+    pools: dict[str, str] = {}
+    for candidate in candidates:
+        problem = candidate.problem(settings.wallet_currency)
+        if problem is not None:
+            report.skipped.append(Skipped(candidate.retailer_id, problem))
+            continue
+        try:
+            wallet = blnk.get_balance(candidate.wallet_balance_id)
+        except BlnkError as exc:
+            if exc.retryable:  # an outage is a failure to retry, not a reason to skip quietly
+                error = f"wallet {candidate.wallet_balance_id} unreadable: {exc}"
+                report.failed.append(Failed(candidate.retailer_id, error, retryable=True))
+            else:
+                reason = f"wallet_not_in_ledger: {candidate.wallet_balance_id}: {exc}"
+                report.skipped.append(Skipped(candidate.retailer_id, reason))
+            continue
+        if wallet.currency != candidate.currency:
+            report.skipped.append(
+                Skipped(
+                    candidate.retailer_id,
+                    f"wallet_currency_mismatch: wallet {wallet.balance_id} is {wallet.currency}, "
+                    f"debt is {candidate.currency}",
+                )
+            )
+            continue
+        # Funds held by inflight debits cannot be deducted: use what is available.
+        readings.append((candidate.retailer_id, wallet.available))
+        wallets[candidate.retailer_id] = candidate.wallet_balance_id
+        pools[candidate.retailer_id] = candidate.pool_balance_id
+
+    with database.begin() as conn:
+        computed = compute_deductions(
+            conn,
+            settings.wallet_currency,
+            readings,
+            default_percentage=settings.auto_deduct_percent,
+            default_minimum=settings.min_wallet_balance_minor,
+        )
+        intents = []
+        for row in computed:
+            if row.amount == 0:
+                report.skipped.append(Skipped(row.retailer_id, str(row.skip_reason)))
+                continue
+            intents.append(
+                {
+                    "retailer_id": row.retailer_id,
+                    "business_date": business_date,
+                    "currency": settings.wallet_currency,
+                    "amount": row.amount,
+                    "debt_before": row.debt,
+                    "wallet_balance_before": row.wallet_balance,
+                    "limited_by": str(row.limited_by),
+                    "source_balance_id": wallets[row.retailer_id],
+                    "destination_balance_id": pools[row.retailer_id],
+                    "ledger_reference": auto_deduct_reference(row.retailer_id, business_date),
+                    "run_id": run_id,
+                }
+            )
+        if dry_run:
+            report.planned = intents
+            report.duration_seconds = time.monotonic() - started
+            return report
+        create_repayment_intents(conn, intents)
+
+    _audit_skips(
+        database,
+        report.skipped,
+        entity="retailer",
+        action="auto_deduct.skipped",
+        actor=actor,
+        run_id=run_id,
+        business_date=business_date,
+        log=log,
+    )
+    with database.begin() as conn:
+        pending = repayments_on(conn, business_date, status="pending")
+    for repayment in pending:
+        _deduct_one(database, blnk, repayment, report, actor, run_id, log)
+    report.duration_seconds = time.monotonic() - started
+    log.info(
+        "auto-deduct %s: %d deducted %s, %d skipped %s, %d failed",
+        business_date,
+        len(report.moved),
+        report.amount_by_currency,
+        len(report.skipped),
+        report.skipped_by_reason,
+        len(report.failed),
+    )
+    return report
+
+
+def _deduct_one(
+    database: DatabaseResource,
+    blnk: BlnkResource,
+    repayment: Repayment,
+    report: RunReport,
+    actor: str,
+    run_id: str | None,
+    log: logging.Logger,
+) -> None:
+    retailer = repayment.retailer_id
+    try:
+        posted = blnk.create_transaction(
+            reference=repayment.ledger_reference,
+            source=repayment.source_balance_id,
+            destination=repayment.destination_balance_id,
+            precise_amount=repayment.amount,
+            currency=repayment.currency,
+            precision=minor_units_per_major(repayment.currency),
+            description=f"Auto-deduct {repayment.business_date} for retailer {retailer}",
+            meta_data={
+                "retailer_id": retailer,
+                "business_date": repayment.business_date.isoformat(),
+                "limited_by": repayment.limited_by,
+            },
+        )
+    except BlnkError as exc:
+        log.error("auto-deduct for retailer %s failed: %s", retailer, exc)
+        report.failed.append(Failed(retailer, str(exc), exc.retryable))
+        if not exc.retryable:  # retryable: the intent stays pending for the next attempt
+            with database.begin() as conn:
+                fail_repayment(conn, repayment, error=str(exc), actor=actor, run_id=run_id)
+        return
+    txn = posted.transaction
+    if txn.status != "APPLIED" or txn.source != repayment.source_balance_id:
+        error = (
+            f"ledger transaction {txn.transaction_id} for {repayment.ledger_reference} is "
+            f"{txn.status} from {txn.source}, expected APPLIED from {repayment.source_balance_id}"
+        )
+        log.error("auto-deduct for retailer %s: %s", retailer, error)
+        report.failed.append(Failed(retailer, error, retryable=False))
+        with database.begin() as conn:
+            fail_repayment(conn, repayment, error=error, actor=actor, run_id=run_id)
+        return
+    with database.begin() as conn:
+        applied = apply_repayment(
+            conn,
+            repayment,
+            transaction_id=txn.transaction_id,
+            ledger_amount=txn.precise_amount,
+            recovered=posted.already_applied,
+            actor=actor,
+            run_id=run_id,
+        )
+    if applied:
+        report.moved.append(
+            {
+                "retailer_id": retailer,
+                "amount": txn.precise_amount,
+                "currency": txn.currency,
+                "limited_by": repayment.limited_by,
+                "ledger_reference": repayment.ledger_reference,
+                "ledger_transaction_id": txn.transaction_id,
+                "recovered": posted.already_applied,
+            }
+        )

@@ -1,0 +1,1 @@
+"""Sensors: inbound events, payment files, run-failure alerts."""
