@@ -85,6 +85,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     from .db.engine import get_engine
     from .seed import seed_all
 
+    _prepare_dev_environment()  # demo partners' credentials are encrypted with the dev key
     url = _operational_url()
     migrate.upgrade(url)
     with get_engine(url).begin() as conn:

@@ -7,10 +7,8 @@ from .assets.loans import LOANS_ASSET_CHECKS, LOANS_ASSETS
 from .assets.payouts import PAYOUT_ASSETS, PAYOUT_CHECKS, PAYOUT_JOBS, PAYOUT_SCHEDULES
 from .loans_automation import LOANS_JOBS, LOANS_SCHEDULES
 from .resource_defs import build_resources
-from .sensors.escrow import ESCROW_SENSORS
-from .sensors.loans_failure import LOANS_FAILURE_SENSORS
 from .sensors.mpesa_results import LOANS_RESULT_SENSORS
-from .sensors.payouts import PAYOUT_SENSORS
+from .sensors.run_failures import RUN_FAILURE_SENSORS
 from .settings import get_settings
 
 settings = get_settings()
@@ -20,6 +18,6 @@ defs = Definitions(
     asset_checks=[*PAYOUT_CHECKS, *LOANS_ASSET_CHECKS],
     jobs=[*ESCROW_JOBS, *PAYOUT_JOBS, *LOANS_JOBS],
     schedules=[*ESCROW_SCHEDULES, *PAYOUT_SCHEDULES, *LOANS_SCHEDULES],
-    sensors=[*ESCROW_SENSORS, *PAYOUT_SENSORS, *LOANS_RESULT_SENSORS, *LOANS_FAILURE_SENSORS],
+    sensors=[*LOANS_RESULT_SENSORS, *RUN_FAILURE_SENSORS],
     resources=build_resources(settings),
 )

@@ -137,6 +137,16 @@ class Disburser:
             rand=_jitter(request_id),
         )
 
+    def _fail(self, request_id: int, reason: str, *, retryable: bool = False, **extra) -> None:
+        with self.engine.begin() as conn:
+            loans_db.mark_failed(
+                conn, request_id, reason=reason, retryable=retryable, run_id=self.run_id, **extra
+            )
+
+    def _defer(self, request_id: int, reason: str) -> None:
+        with self.engine.begin() as conn:
+            loans_db.defer(conn, request_id, reason, self._later(1, request_id))
+
     # --- submission ----------------------------------------------------------------------
 
     def submit_due(self, limit: int = 500) -> Counter[str]:
@@ -146,7 +156,7 @@ class Disburser:
         counts: Counter[str] = Counter()
         if not due:
             return counts
-        if not self.mpesa.result_url:
+        if not self.mpesa.callback_urls()[0]:
             raise DisbursementConfigError(
                 "no M-Pesa ResultURL configured (LENDING_WEBHOOKS_URL + "
                 "LENDING_MPESA_CALLBACK_TOKEN): results could never arrive, nothing is sent"
@@ -161,59 +171,42 @@ class Disburser:
         phone must be payable. Returns (phone, raw phone) or the outcome that ends here."""
         if request.attempt_started_at is not None:
             return request.phone or "", None
+        loan_id = request.fineract_loan_id
         try:
             fineract = self._fineract_for(partner)
-            loan = fineract.get_loan(request.fineract_loan_id)
+            loan = fineract.get_loan(loan_id)
             if loan.status.id != LoanStatusId.APPROVED:
-                with self.engine.begin() as conn:
-                    loans_db.mark_failed(
-                        conn,
-                        request.id,
-                        reason=f"loan {request.fineract_loan_id} is {loan.status.value!r} in "
-                        "Fineract, no longer approved; nothing sent",
-                        retryable=False,
-                        run_id=self.run_id,
-                    )
+                reason = f"loan {loan_id} is {loan.status.value!r} in Fineract, no longer approved"
+                self._fail(request.id, f"{reason}; nothing sent")
                 return "not_approved"
-            borrower = fineract.get_borrower(loan.client_id or request.client_id or 0)
+            client_id = loan.client_id or request.client_id
+            if client_id is None:
+                self._fail(request.id, f"loan {loan_id} has no client (no phone); nothing sent")
+                return "rejected"
+            borrower = fineract.get_borrower(client_id)
         except FineractError as exc:
-            if exc.retryable or exc.status_code in (401, 403):
-                with self.engine.begin() as conn:
-                    loans_db.defer(conn, request.id, str(exc), self._later(1, request.id))
+            if exc.retryable or exc.status_code in (401, 403):  # may heal: try again later
+                self._defer(request.id, str(exc))
                 return "deferred"
-            with self.engine.begin() as conn:
-                loans_db.mark_failed(
-                    conn, request.id, reason=str(exc), retryable=False, run_id=self.run_id
-                )
+            self._fail(request.id, str(exc))
             return "rejected"
         try:
             return normalise_msisdn(borrower.mobile_no), borrower.mobile_no
         except InvalidPhoneError as exc:
-            with self.engine.begin() as conn:
-                loans_db.mark_failed(
-                    conn,
-                    request.id,
-                    reason=f"{exc}; nothing sent",
-                    retryable=False,
-                    phone_raw=borrower.mobile_no,
-                    run_id=self.run_id,
-                )
+            self._fail(request.id, f"{exc}; nothing sent", phone_raw=borrower.mobile_no)
             return "invalid_phone"
 
     def _submit(self, request: OpenDisbursement, partner: Partner) -> str:
         if partner.config_error or partner.mpesa is None:
-            reason = partner.config_error or f"partner {partner.id!r} has no M-Pesa configuration"
-            with self.engine.begin() as conn:
-                loans_db.defer(conn, request.id, reason, self._later(1, request.id))
+            self._defer(
+                request.id,
+                partner.config_error or f"partner {partner.id!r} has no M-Pesa configuration",
+            )
             return "deferred"
         try:
             amount = b2c_amount(request.amount_minor, request.currency)
         except DisbursementRuleError as exc:
-            with self.engine.begin() as conn:
-                loans_db.mark_failed(
-                    conn, request.id, reason=f"{exc}; nothing sent", retryable=False,
-                    run_id=self.run_id,
-                )  # fmt: skip
+            self._fail(request.id, f"{exc}; nothing sent")
             return "rejected"
         prepared = self._prepare(request, partner)
         if isinstance(prepared, str):
@@ -224,20 +217,21 @@ class Disburser:
         )
         with self.engine.begin() as conn:
             started = loans_db.begin_attempt(
-                conn, request, originator_conversation_id=ocid, phone=phone,
-                phone_raw=phone_raw, run_id=self.run_id,
-            )  # fmt: skip
-            if started == "wallet_short":
-                loans_db.mark_failed(
-                    conn,
-                    request.id,
-                    reason=f"partner {partner.id!r} wallet cannot cover the disbursement "
-                    "charge; nothing sent",
-                    retryable=True,
-                    count_attempt=True,
-                    phone_raw=phone_raw,
-                    run_id=self.run_id,
-                )
+                conn,
+                request,
+                originator_conversation_id=ocid,
+                phone=phone,
+                phone_raw=phone_raw,
+                run_id=self.run_id,
+            )
+        if started == "wallet_short":
+            self._fail(
+                request.id,
+                f"partner {partner.id!r} wallet cannot cover the disbursement charge; nothing sent",
+                retryable=True,
+                count_attempt=True,
+                phone_raw=phone_raw,
+            )
         if started != "started":
             return started
         return self._send(request, partner, ocid, phone, amount)
@@ -253,26 +247,22 @@ class Disburser:
                 occasion=f"{partner.id}-loan-{request.fineract_loan_id}",
             )
         except MpesaDuplicateRequestError:
-            with self.engine.begin() as conn:
-                loans_db.mark_submitted(conn, request.id, ocid, None)
-            return "already_sent"
+            conversation_id, outcome = None, "already_sent"
         except MpesaOutcomeUnknownError as exc:
             with self.engine.begin() as conn:
                 loans_db.mark_unknown(conn, request.id, ocid, str(exc))
             return "unknown"
-        except (MpesaRetryableError, MpesaAuthError) as exc:
-            with self.engine.begin() as conn:
-                loans_db.defer(conn, request.id, str(exc), self._later(1, request.id))
+        except (MpesaRetryableError, MpesaAuthError) as exc:  # certainly not sent
+            self._defer(request.id, str(exc))
             return "deferred"
         except MpesaFinalError as exc:
-            with self.engine.begin() as conn:
-                loans_db.mark_failed(
-                    conn, request.id, reason=str(exc), retryable=False, run_id=self.run_id
-                )
+            self._fail(request.id, str(exc))
             return "rejected"
+        else:
+            conversation_id, outcome = ack.conversation_id, "submitted"
         with self.engine.begin() as conn:
-            loans_db.mark_submitted(conn, request.id, ocid, ack.conversation_id)
-        return "submitted"
+            loans_db.mark_submitted(conn, request.id, ocid, conversation_id)
+        return outcome
 
     # --- results -------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ Secrets are `EnvVar`s so they are read in the run process and never stored in ru
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from dagster import EnvVar
@@ -22,9 +23,11 @@ from .webhooks.app import mpesa_callback_url
 BLNK_API_KEY_ENV = "LENDING_BLNK_API_KEY"
 STRIPE_API_KEY_ENV = "LENDING_STRIPE_API_KEY"
 TWILIO_AUTH_TOKEN_ENV = "LENDING_TWILIO_AUTH_TOKEN"
+MPESA_CALLBACK_TOKEN_ENV = "LENDING_MPESA_CALLBACK_TOKEN"
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
+    token_placeholder = dataclasses.replace(settings, mpesa_callback_token="{token}")
     return {
         "database": DatabaseResource(statement_timeout_ms=settings.statement_timeout_ms),
         "blnk": BlnkResource(
@@ -47,12 +50,13 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "fineract": FineractResource(),
         "mpesa": MpesaResource(
             base_url=settings.mpesa_base_url or f"{settings.sandbox_url}/mpesa",
-            result_url=mpesa_callback_url(settings, "result")
-            if settings.mpesa_callback_token
-            else "",
-            timeout_url=mpesa_callback_url(settings, "timeout")
-            if settings.mpesa_callback_token
-            else "",
+            # The receiver's callback URLs with a placeholder: the token itself is a secret,
+            # read from the environment in the run process (never shown in the UI).
+            result_url=mpesa_callback_url(token_placeholder, "result"),
+            timeout_url=mpesa_callback_url(token_placeholder, "timeout"),
+            callback_token=EnvVar(MPESA_CALLBACK_TOKEN_ENV)
+            if os.environ.get(MPESA_CALLBACK_TOKEN_ENV)
+            else None,
         ),
         "alerts": AlertsResource(
             webhook_url=EnvVar("LENDING_ALERT_WEBHOOK_URL") if settings.alert_webhook_url else None

@@ -27,8 +27,8 @@ from lending_pipelines.resources.fineract import FineractResource
 from lending_pipelines.resources.mpesa import TOKEN_CACHE, MpesaResource
 from lending_pipelines.sandbox.mpesa import DEFAULT_APPS
 from lending_pipelines.sandbox.server import BackgroundServer
-from lending_pipelines.sensors.loans_failure import LOANS_FAILURE_SENSORS
 from lending_pipelines.sensors.mpesa_results import LOANS_RESULT_SENSORS
+from lending_pipelines.sensors.run_failures import loans_run_failure_alert
 from lending_pipelines.settings import get_settings
 from lending_pipelines.webhooks.app import build_app as build_receiver
 
@@ -113,7 +113,7 @@ class LoansWorld:
             asset_checks=LOANS_ASSET_CHECKS,
             jobs=LOANS_JOBS,
             schedules=LOANS_SCHEDULES,
-            sensors=[*LOANS_RESULT_SENSORS, *LOANS_FAILURE_SENSORS],
+            sensors=[*LOANS_RESULT_SENSORS, loans_run_failure_alert],
             resources=resources or self.resources(),
         )
 

@@ -12,6 +12,9 @@ EXPECTED_SCHEDULES: dict[str, tuple[str, str]] = {
     # creator payouts (workflow 3)
     "creator_payouts_schedule": ("0 2 1,15 * *", "UTC"),
     "payout_retry_schedule": ("0 6 * * *", "UTC"),
+    # loan polling and M-Pesa auto-disbursement (workflow 1)
+    "loan_polling_every_10_minutes": ("*/10 * * * *", "Africa/Nairobi"),
+    "disbursement_retry_every_5_minutes": ("*/5 * * * *", "Africa/Nairobi"),
 }
 
 # job name → asset keys or op names it runs
@@ -26,6 +29,10 @@ EXPECTED_JOBS: dict[str, set[str]] = {
     # creator payouts (workflow 3)
     "creator_payouts_job": {"eligible_creators", "payout_batch", "payout_transfers"},
     "payout_retry_job": {"retry_failed_payout_items"},
+    # loan polling and M-Pesa auto-disbursement (workflow 1)
+    "loan_polling_job": {"loan_tracking", "loan_disbursements"},
+    "disbursement_retry_job": {"retry_disbursements"},
+    "mpesa_results_job": {"apply_mpesa_results"},
 }
 
 # asset key → group
@@ -37,14 +44,27 @@ EXPECTED_ASSET_GROUPS: dict[str, str] = {
     "eligible_creators": "payouts",
     "payout_batch": "payouts",
     "payout_transfers": "payouts",
+    # loan polling and M-Pesa auto-disbursement (workflow 1)
+    "loan_tracking": "loans",
+    "loan_disbursements": "loans",
 }
 
 EXPECTED_SENSORS: set[str] = {
     "escrow_run_failure_alert",
     "payouts_run_failure_alert",
+    "mpesa_results_sensor",
+    "loans_run_failure_alert",
 }
 
-EXPECTED_RESOURCES = {"database", "blnk", "alerts", "stripe_connect", "whatsapp"}
+EXPECTED_RESOURCES = {
+    "database",
+    "blnk",
+    "alerts",
+    "stripe_connect",
+    "whatsapp",
+    "fineract",
+    "mpesa",
+}
 
 
 def _repo(d: Definitions):

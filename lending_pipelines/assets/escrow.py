@@ -8,7 +8,7 @@ Two daily assets partitioned by business day in LENDING_ESCROW_TIMEZONE (Africa/
                    wallet to the repayment pool; the schedule runs the current day.
 Launchpad jobs (typed config, audited with the actor): release one escrow now, run either for a
 date (dry_run by default), mark an escrow disputed. Both schedules skip while CRON_ENABLED is
-off; a failed run alerts (sensors/escrow.py).
+off; a failed run alerts (sensors/run_failures.py).
 """
 
 from datetime import UTC, date, datetime, timedelta

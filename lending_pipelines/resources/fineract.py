@@ -280,6 +280,7 @@ class _Fields:
         value = self.raw.get(name)
         if value is None:
             return None
+        expected = "a date as [yyyy, m, d]"
         try:
             if (
                 isinstance(value, list)
@@ -290,8 +291,8 @@ class _Fields:
             if isinstance(value, str):
                 return date.fromisoformat(value)
         except ValueError:
-            pass
-        raise self._fail(name, value, "a date as [yyyy, m, d]")
+            raise self._fail(name, value, expected) from None
+        raise self._fail(name, value, expected)
 
 
 def parse_loan(tenant: str, raw: Any) -> FineractLoan:

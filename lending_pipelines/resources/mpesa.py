@@ -301,8 +301,9 @@ class MpesaConfig:
     shortcode: str = ""
     initiator_name: str = ""
     security_credential: str = field(default="", repr=False)
-    result_url: str = ""
-    timeout_url: str = ""
+    # The callback URLs carry the receiver's secret path token.
+    result_url: str = field(default="", repr=False)
+    timeout_url: str = field(default="", repr=False)
     command_id: str = "BusinessPayment"
     timeout_seconds: float = 15.0
     max_attempts: int = 4
@@ -646,14 +647,32 @@ class MpesaResource(ConfigurableResource):
     shortcode: str | None = None
     initiator_name: str | None = None
     security_credential: str | None = Field(default=None, repr=False, description="Secret")
-    result_url: str = Field(default="", description="Public URL of the callback receiver")
-    timeout_url: str = Field(default="", description="QueueTimeOutURL")
+    result_url: str = Field(
+        default="",
+        description="ResultURL given to Daraja; `{token}` is replaced by callback_token",
+    )
+    timeout_url: str = Field(default="", description="QueueTimeOutURL (default: ResultURL)")
+    callback_token: str | None = Field(
+        default=None, repr=False, description="Secret path token of the callback URLs: EnvVar"
+    )
     command_id: str = "BusinessPayment"
     timeout_seconds: float = Field(default=15.0, gt=0)
     max_attempts: int = Field(default=4, ge=1)
     backoff_base_seconds: float = Field(default=0.5, ge=0)
     backoff_max_seconds: float = Field(default=8.0, ge=0)
     token_refresh_margin_seconds: float = Field(default=60.0, ge=0)
+
+    def callback_urls(self) -> tuple[str, str]:
+        """(ResultURL, QueueTimeOutURL) with the token filled in; ("", "") when a URL needs a
+        token that is not configured — nothing may be sent then, results could never arrive."""
+
+        def fill(url: str) -> str:
+            if "{token}" not in url:
+                return url
+            return url.replace("{token}", self.callback_token) if self.callback_token else ""
+
+        result = fill(self.result_url)
+        return result, fill(self.timeout_url) or result
 
     def client_for(
         self,
@@ -673,8 +692,8 @@ class MpesaResource(ConfigurableResource):
                 shortcode=shortcode,
                 initiator_name=initiator_name,
                 security_credential=security_credential,
-                result_url=self.result_url,
-                timeout_url=self.timeout_url or self.result_url,
+                result_url=self.callback_urls()[0],
+                timeout_url=self.callback_urls()[1],
                 command_id=self.command_id,
                 timeout_seconds=self.timeout_seconds,
                 max_attempts=self.max_attempts,

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -121,6 +122,7 @@ class TenantSpec:
     new_loans_per_minute: float = 0.0
     invalid_phone_every: int = 10
     currency: str = "KES"
+    timezone: str = "Africa/Nairobi"
     read_only_users: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -137,6 +139,10 @@ class TenantSpec:
         if not isinstance(spec.loans, int) or spec.loans < 0:
             raise SandboxConfigError(f"fineract tenant {spec.id!r}: loans is {spec.loans!r}")
         return spec
+
+    def today(self) -> date:
+        """The tenant's business date (Fineract validates dates in the tenant's zone)."""
+        return datetime.now(ZoneInfo(self.timezone)).date()
 
     @property
     def has_status_filter(self) -> bool:
@@ -267,7 +273,7 @@ class _Tenant:
         index = len(self.loans) + 1
         rng = random.Random(f"{self.seed}:{self.spec.id}:loan:{index}")
         client = self._add_client(index, rng)
-        today = date.today()
+        today = self.spec.today()
         approved_on = today - timedelta(days=rng.randint(0, 5))
         product_id, _ = rng.choice(PRODUCTS)
         loan = _Loan(
@@ -308,7 +314,7 @@ class _Tenant:
             first=rng.choice(FIRST_NAMES),
             last=rng.choice(LAST_NAMES),
             mobile_no=mobile,
-            activated_on=date.today() - timedelta(days=rng.randint(30, 400)),
+            activated_on=self.spec.today() - timedelta(days=rng.randint(30, 400)),
         )
         self.clients[client.id] = client
         return client
@@ -713,7 +719,7 @@ class FineractSandbox(ProviderSandbox):
                 "Loan Disbursal is not allowed. Loan Account is not in approved and not "
                 "disbursed state.",
             )
-        if on > date.today():
+        if on > tenant.spec.today():
             return _validation_error(
                 "error.msg.loan.disbursal.cannot.be.a.future.date",
                 "The date on which a loan is disbursed cannot be in the future.",

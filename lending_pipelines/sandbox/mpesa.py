@@ -533,4 +533,5 @@ class MpesaSandbox(ProviderSandbox):
         except httpx.HTTPError as exc:
             record["callback"] = "failed"
             record["callback_error"] = type(exc).__name__
-            log.warning("mpesa sandbox: callback to %s failed: %s", url, type(exc).__name__)
+            # Not the URL itself: a callback URL carries the receiver's secret path token.
+            log.warning("mpesa sandbox: a callback failed: %s", type(exc).__name__)

@@ -39,7 +39,7 @@ from lending_pipelines.seed.escrow import (
     seed_escrow,
     wallet_balance_id,
 )
-from lending_pipelines.sensors.escrow import ESCROW_SENSORS, escrow_run_failure_alert
+from lending_pipelines.sensors.run_failures import RUN_FAILURE_SENSORS, escrow_run_failure_alert
 
 TODAY = datetime.now(ZoneInfo(TIMEZONE)).date().isoformat()
 
@@ -478,7 +478,7 @@ def test_schedules_pick_their_business_day_and_skip_while_cron_is_off(database, 
 # --- alerts -------------------------------------------------------------------------------------
 
 
-def test_a_failed_escrow_run_sends_an_alert_naming_the_job_and_run(seeded, defs):
+def test_a_failed_escrow_run_sends_an_alert_naming_the_job_and_run(seeded, defs, database):
     instance = dg.DagsterInstance.ephemeral()
     job = defs.resolve_job_def("release_escrow_now_job")
     config = {"escrow_id": 424242, "actor": "ops@example.com", "reason": "test"}
@@ -495,11 +495,11 @@ def test_a_failed_escrow_run_sends_an_alert_naming_the_job_and_run(seeded, defs)
             dagster_event=failed.get_run_failure_event(),
             dagster_instance=instance,
             dagster_run=failed.dagster_run,
-            resources={"alerts": AlertsResource(webhook_url=hook)},
+            resources={"alerts": AlertsResource(webhook_url=hook), "database": database},
         ).for_run_failure()
         escrow_run_failure_alert(context)
     payload = json.loads(route.calls.last.request.content)
     assert payload["text"] == "[ERROR] Escrow workflow run failed: release_escrow_now_job"
     fields = {f["title"]: f["value"] for f in payload["attachments"][0]["fields"]}
     assert fields["run_id"] == failed.run_id
-    assert escrow_run_failure_alert.name in {s.name for s in ESCROW_SENSORS}
+    assert escrow_run_failure_alert.name in {s.name for s in RUN_FAILURE_SENSORS}

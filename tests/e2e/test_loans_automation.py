@@ -19,13 +19,16 @@ from lending_pipelines.assets.loans import (
 from lending_pipelines.db import loans as loans_db
 from lending_pipelines.db.flags import set_flag
 from lending_pipelines.db.inbound import store_event
+from lending_pipelines.definitions import defs
+from lending_pipelines.instance import SERIAL_TAG
 from lending_pipelines.loans_automation import (
     disbursement_retry_schedule,
     loan_polling_schedule,
 )
+from lending_pipelines.resources.database import DatabaseResource
 from lending_pipelines.resources.mpesa import MpesaResource
-from lending_pipelines.sensors.loans_failure import loans_run_failure_alert
 from lending_pipelines.sensors.mpesa_results import mpesa_results_sensor
+from lending_pipelines.sensors.run_failures import loans_run_failure_alert
 from lending_pipelines.settings import get_settings
 from tests.loans_world import *  # noqa: F403
 from tests.loans_world import SENT_ALERTS, RecordingAlerts
@@ -143,11 +146,18 @@ def test_a_failed_run_of_the_workflow_alerts(world):
         dagster_event=result.get_run_failure_event(),
         dagster_instance=world.instance,
         dagster_run=result.dagster_run,
-        resources={"alerts": RecordingAlerts()},
+        resources={"alerts": RecordingAlerts(), "database": DatabaseResource(url=world.db_url)},
     ).for_run_failure()
     loans_run_failure_alert(context)
     [alert] = SENT_ALERTS
     assert alert["title"] == "Loans workflow run failed: disbursement_retry_job"
+
+    with world.engine.begin() as conn:  # the kill switch pauses alerts like every sensor
+        set_flag(conn, "CRON_ENABLED", False, "ops@example.com")
+    SENT_ALERTS.clear()
+    skipped = loans_run_failure_alert(context)
+    assert isinstance(skipped, dg.SkipReason) and "CRON_ENABLED" in skipped.skip_message
+    assert SENT_ALERTS == []
     assert len(world.sandbox.state("mpesa")["payments"]) == 0  # nothing was sent without it
 
 
@@ -268,3 +278,8 @@ def test_disbursements_stuck_for_more_than_an_hour_fail_the_check(world):
 def test_recent_open_disbursements_are_not_stuck(world):
     seed_requests(world, [("submitted", False)], created_minutes_ago=5)
     assert evaluate(no_stuck_disbursements, world).passed
+
+
+def test_each_loans_job_runs_one_at_a_time():
+    for name in ("loan_polling_job", "disbursement_retry_job", "mpesa_results_job"):
+        assert defs.resolve_job_def(name).tags[SERIAL_TAG] == name

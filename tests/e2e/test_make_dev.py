@@ -59,14 +59,25 @@ def test_make_dev_serves_the_ui_loads_the_location_and_restarts_with_the_same_st
         LENDING_SANDBOX_URL=f"http://127.0.0.1:{ports['sandbox']}",
         LENDING_WEBHOOKS_URL=f"http://127.0.0.1:{ports['webhooks']}",
     )
-    command = [sys.executable, "-m", "lending_pipelines.cli", "dev", "--port", str(ports["dagster"])]
+    command = [
+        sys.executable,
+        "-m",
+        "lending_pipelines.cli",
+        "dev",
+        "--port",
+        str(ports["dagster"]),
+    ]
 
     log_path = tmp_path / "dev.log"
 
     def start_and_check(probe: str | None) -> str:
         log = log_path.open("ab")
         process = subprocess.Popen(
-            command, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+            command,
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
@@ -76,11 +87,10 @@ def test_make_dev_serves_the_ui_loads_the_location_and_restarts_with_the_same_st
             _wait_for(f"{env['LENDING_WEBHOOKS_URL']}/health", deadline)
             workspace = httpx.post(
                 f"http://127.0.0.1:{ports['dagster']}/graphql",
-                json={"query": LOCATION_QUERY}, timeout=30,
+                json={"query": LOCATION_QUERY},
+                timeout=30,
             ).json()["data"]["workspaceOrError"]
-            entries = {
-                e["name"]: e["locationOrLoadError"] for e in workspace["locationEntries"]
-            }
+            entries = {e["name"]: e["locationOrLoadError"] for e in workspace["locationEntries"]}
             assert entries["lending_pipelines"]["__typename"] == "RepositoryLocation", entries
             storage = _dagster_storage_probe(home, probe)
         except AssertionError as failure:

@@ -20,8 +20,9 @@ from lending_pipelines.assets.payouts import (
 from lending_pipelines.db import payouts as payouts_db
 from lending_pipelines.db.flags import set_flag
 from lending_pipelines.resources.alerts import AlertsResource
+from lending_pipelines.resources.database import DatabaseResource
 from lending_pipelines.seed.payouts import last_payout_date, seed_payouts
-from lending_pipelines.sensors.payouts import payouts_run_failure_alert
+from lending_pipelines.sensors.run_failures import payouts_run_failure_alert
 from tests.e2e.test_payouts_e2e import (
     assert_no_duplicate_transfers,
     items_by_ref,
@@ -95,7 +96,10 @@ def test_a_failed_payout_run_sends_an_alert_naming_the_date_and_run(db, db_url, 
             dagster_event=failed.get_run_failure_event(),
             dagster_instance=instance,
             dagster_run=failed.dagster_run,
-            resources={"alerts": AlertsResource(webhook_url=hook)},
+            resources={
+                "alerts": AlertsResource(webhook_url=hook),
+                "database": DatabaseResource(url=db_url),
+            },
         ).for_run_failure()
         payouts_run_failure_alert(context)
     payload = json.loads(route.calls.last.request.content)

@@ -12,6 +12,7 @@ import pytest
 from lending_pipelines.resources.mpesa import TOKEN_CACHE, MpesaError, MpesaResource
 from lending_pipelines.sandbox.mpesa import DEFAULT_APPS
 
+CALLBACK_TOKEN = "cb-77aa0e3f-do-not-leak"
 APP = dict(
     DEFAULT_APPS[0],
     consumer_secret="cs-1f0e9d2c-do-not-leak",
@@ -34,7 +35,8 @@ def client_and_resource(sandbox, **settings):
         shortcode=APP["shortcode"],
         initiator_name=APP["initiator_name"],
         security_credential=APP["security_credential"],
-        result_url="http://127.0.0.1:9/result",
+        result_url="http://127.0.0.1:9/mpesa/{token}/result",
+        callback_token=CALLBACK_TOKEN,
         backoff_base_seconds=0.01,
         **settings,
     )
@@ -52,7 +54,7 @@ def client_and_resource(sandbox, **settings):
 )
 def test_failing_calls_never_show_secrets_or_tokens(sandbox, caplog, case, faults):
     caplog.set_level(logging.DEBUG)
-    secrets = [APP["consumer_secret"], APP["security_credential"]]
+    secrets = [APP["consumer_secret"], APP["security_credential"], CALLBACK_TOKEN]
     secrets.append(
         base64.b64encode(f"{APP['consumer_key']}:{APP['consumer_secret']}".encode()).decode()
     )

@@ -333,3 +333,14 @@ def test_a_status_query_result_names_the_payment_it_is_about():
 def test_a_malformed_callback_names_the_field(payload, fragment):
     with pytest.raises(MpesaPayloadError, match=fragment):
         parse_result_callback(payload)
+
+
+def test_the_callback_token_fills_the_url_template_and_its_absence_blocks_sending():
+    template = "https://hooks.example.test/mpesa/{token}/result"
+    with_token = MpesaResource(result_url=template, callback_token="tok-1")
+    assert with_token.callback_urls() == (
+        "https://hooks.example.test/mpesa/tok-1/result",
+        "https://hooks.example.test/mpesa/tok-1/result",
+    )
+    assert "tok-1" not in repr(with_token)
+    assert MpesaResource(result_url=template).callback_urls() == ("", "")

@@ -1,0 +1,61 @@
+"""Run-failure alerts, one sensor per workflow, all built the same way.
+
+Like every sensor they obey the CRON_ENABLED kill switch (SPEC: all schedules and sensors skip
+with a reason); while it is off, failures show in the Dagster UI but are not posted.
+"""
+
+import dagster as dg
+
+from ..assets.escrow import ESCROW_JOBS
+from ..assets.payouts import PAYOUT_JOBS
+from ..db.flags import flag_enabled
+from ..loans_automation import LOANS_JOBS
+from ..resources.alerts import AlertsResource
+from ..resources.database import DatabaseResource
+from ..settings import get_settings
+
+
+def workflow_failure_sensor(name: str, workflow: str, jobs: list) -> dg.SensorDefinition:
+    """A sensor posting an alert (alerts resource) when any of `jobs` fails."""
+
+    @dg.run_failure_sensor(
+        name=name,
+        monitored_jobs=jobs,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Alerts (alerts resource) when a {workflow} run fails.",
+    )
+    def _alert(
+        context: dg.RunFailureSensorContext, alerts: AlertsResource, database: DatabaseResource
+    ):
+        with database.begin() as conn:
+            if not flag_enabled(conn, "CRON_ENABLED", get_settings()):
+                return dg.SkipReason("CRON_ENABLED is off: failure alerts are paused")
+        run = context.dagster_run
+        partition = run.tags.get("dagster/partition")
+        alerts.send(
+            title=f"{workflow} run failed: {run.job_name}" + (f" {partition}" if partition else ""),
+            text=context.failure_event.message or "run failed",
+            severity="error",
+            fields={
+                "run_id": run.run_id,
+                "job": run.job_name,
+                "partition": partition or "-",
+                "actor": run.tags.get("lending/actor", "-"),
+            },
+        )
+        return None
+
+    return _alert
+
+
+loans_run_failure_alert = workflow_failure_sensor(
+    "loans_run_failure_alert", "Loans workflow", LOANS_JOBS
+)
+payouts_run_failure_alert = workflow_failure_sensor(
+    "payouts_run_failure_alert", "Creator payout", PAYOUT_JOBS
+)
+escrow_run_failure_alert = workflow_failure_sensor(
+    "escrow_run_failure_alert", "Escrow workflow", ESCROW_JOBS
+)
+
+RUN_FAILURE_SENSORS = [loans_run_failure_alert, payouts_run_failure_alert, escrow_run_failure_alert]

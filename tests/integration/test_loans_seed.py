@@ -1,0 +1,53 @@
+"""The demo partners `make dev` seeds match the sandbox: four poll fine (one of them an old
+Fineract filtered with sqlSearch), `duka` fails on its wrong password, and seeding is
+idempotent."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import sqlalchemy as sa
+
+from lending_pipelines.db import loans as loans_db
+from lending_pipelines.seed.loans import seed_loans
+from lending_pipelines.settings import get_settings
+from tests.loans_world import *  # noqa: F403
+
+
+def seeded(world) -> None:
+    settings = dataclasses.replace(get_settings(), sandbox_url=world.sandbox.base_url)
+    with world.engine.begin() as conn:
+        seed_loans(conn, settings)
+
+
+def test_seeding_twice_gives_the_same_partners_and_keeps_operator_changes(world):
+    seeded(world)
+    with world.engine.begin() as conn:
+        conn.execute(sa.update(loans_db.partners).values(name="Renamed by ops").where(
+            loans_db.partners.c.id == "acme"))  # fmt: skip
+    seeded(world)
+    with world.engine.connect() as conn:
+        partners = {r.id: r for r in conn.execute(sa.select(loans_db.partners))}
+        configs = conn.execute(
+            sa.select(sa.func.count()).select_from(loans_db.auto_disbursal_configs)
+        ).scalar()
+    assert sorted(partners) == ["acme", "duka", "jamii", "kilimo", "umoja"]
+    assert partners["acme"].name == "Renamed by ops"
+    assert partners["umoja"].fineract_filter_mode == "sqlSearch"
+    assert configs == 5
+
+
+def test_the_seeded_partners_poll_the_default_sandbox(world):
+    seeded(world)
+    result = world.run("loan_polling_job")
+    assert result.success
+    with world.engine.connect() as conn:
+        attempts = {r.partner_id: r for r in conn.execute(sa.select(loans_db.poll_attempts))}
+    assert {p for p, a in attempts.items() if a.ok} == {"acme", "kilimo", "jamii", "umoja"}
+    assert "HTTP 401" in attempts["duka"].error
+    fineract = world.sandbox.state("fineract")["tenants"]
+    for partner in ("umoja", "jamii"):
+        approved = sum(1 for loan in fineract[partner]["loans"].values() if loan["status"] == 200)
+        assert attempts[partner].loans_seen == approved
+    assert {r.partner_id for r in world.requests()} == {"acme", "kilimo", "jamii", "umoja"}
+    assert any(r.status == "failed" and "phone" in r.failure_reason for r in world.requests())
