@@ -483,7 +483,7 @@ def _cron_enabled(database: DatabaseResource) -> bool:
     job=creator_payouts_job,
     cron_schedule=payout_partitions.get_cron_schedule(),
     execution_timezone=payout_partitions.timezone,
-    default_status=DefaultScheduleStatus.STOPPED,
+    default_status=DefaultScheduleStatus.RUNNING,
     description="The payout date's partition, at its own 02:00 (built from the partitioned "
     "job's partitions; skips while CRON_ENABLED is off).",
 )
@@ -572,7 +572,7 @@ def payout_retry_job():
     job=payout_retry_job,
     cron_schedule=RETRY_CRON,
     execution_timezone=payout_partitions.timezone,
-    default_status=DefaultScheduleStatus.STOPPED,
+    default_status=DefaultScheduleStatus.RUNNING,
     description="Daily retry of failed payout items (skips while CRON_ENABLED is off).",
 )
 def payout_retry_schedule(context: ScheduleEvaluationContext, database: DatabaseResource):

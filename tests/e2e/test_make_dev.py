@@ -4,6 +4,7 @@ Runs `lending dev` (what `make dev` runs once dependencies are installed) with i
 LENDING_HOME and free ports, exactly as a developer would, and talks to it over HTTP.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -27,12 +28,10 @@ LOCATION_QUERY = """
 
 def _wait_for(url: str, deadline: float) -> httpx.Response:
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(httpx.TransportError):
             response = httpx.get(url, timeout=2)
             if response.status_code == 200:
                 return response
-        except httpx.TransportError:
-            pass
         time.sleep(0.5)
     raise AssertionError(f"{url} did not answer in time")
 
