@@ -12,8 +12,8 @@ import dagster as dg
 
 from .assets.loans import LOANS_ASSETS
 from .crypto import SecretBox
-from .db.flags import flag_enabled
 from .instance import serial_tags
+from .kill_switch import automation_paused
 from .loans_disbursement import Disburser
 from .resources.alerts import AlertsResource
 from .resources.database import DatabaseResource
@@ -132,14 +132,6 @@ def disbursement_retry_job() -> None:
     retry_disbursements()
 
 
-def cron_disabled(database: DatabaseResource) -> dg.SkipReason | None:
-    """SkipReason while CRON_ENABLED is off (environment default, feature_flags override)."""
-    with database.begin() as conn:
-        if flag_enabled(conn, "CRON_ENABLED", get_settings()):
-            return None
-    return dg.SkipReason("CRON_ENABLED is off (environment or lending.feature_flags)")
-
-
 def _run_key(context: dg.ScheduleEvaluationContext, job: str) -> str | None:
     when = context.scheduled_execution_time
     return f"{job}:{when.isoformat()}" if when else None
@@ -154,7 +146,7 @@ def _run_key(context: dg.ScheduleEvaluationContext, job: str) -> str | None:
     description="Poll partners for approved loans and submit auto-disbursements.",
 )
 def loan_polling_schedule(context: dg.ScheduleEvaluationContext, database: DatabaseResource):
-    return cron_disabled(database) or dg.RunRequest(run_key=_run_key(context, POLLING_JOB))
+    return automation_paused(database) or dg.RunRequest(run_key=_run_key(context, POLLING_JOB))
 
 
 @dg.schedule(
@@ -166,7 +158,7 @@ def loan_polling_schedule(context: dg.ScheduleEvaluationContext, database: Datab
     description="Retry, reconcile and settle disbursements.",
 )
 def disbursement_retry_schedule(context: dg.ScheduleEvaluationContext, database: DatabaseResource):
-    return cron_disabled(database) or dg.RunRequest(run_key=_run_key(context, RETRY_JOB))
+    return automation_paused(database) or dg.RunRequest(run_key=_run_key(context, RETRY_JOB))
 
 
 LOANS_JOBS = [loan_polling_job, disbursement_retry_job, mpesa_results_job]

@@ -28,8 +28,8 @@ from ..db.escrow import (
     releases_on,
     repayments_on,
 )
-from ..db.flags import flag_enabled
 from ..instance import serial_tags
+from ..kill_switch import automation_paused
 from ..resources.blnk import BlnkError, BlnkResource
 from ..resources.database import DatabaseResource
 from ..settings import get_settings
@@ -546,13 +546,6 @@ def dispute_escrow_job():
 # --- schedules ------------------------------------------------------------------------------------
 
 
-def _cron_off(database: DatabaseResource) -> dg.SkipReason | None:
-    with database.begin() as conn:
-        if flag_enabled(conn, "CRON_ENABLED", get_settings()):
-            return None
-    return dg.SkipReason("CRON_ENABLED is off (environment or lending.feature_flags)")
-
-
 def _scheduled_local(context: dg.ScheduleEvaluationContext) -> datetime:
     when = context.scheduled_execution_time or datetime.now(UTC)
     return when.astimezone(ZoneInfo(TIMEZONE))
@@ -567,7 +560,7 @@ def _scheduled_local(context: dg.ScheduleEvaluationContext) -> datetime:
     description="02:00: release the escrows due by the end of the day that just ended.",
 )
 def escrow_auto_release_daily(context: dg.ScheduleEvaluationContext, database: DatabaseResource):
-    skip = _cron_off(database)
+    skip = automation_paused(database)
     if skip is not None:
         return skip
     partition = (_scheduled_local(context).date() - timedelta(days=1)).isoformat()
@@ -587,7 +580,7 @@ def escrow_auto_release_daily(context: dg.ScheduleEvaluationContext, database: D
     description="23:00: auto-deduct for the current business day.",
 )
 def auto_deduct_daily(context: dg.ScheduleEvaluationContext, database: DatabaseResource):
-    skip = _cron_off(database)
+    skip = automation_paused(database)
     if skip is not None:
         return skip
     partition = _scheduled_local(context).date().isoformat()

@@ -47,7 +47,6 @@ from dagster import (
     RetryPolicy,
     RunRequest,
     ScheduleEvaluationContext,
-    SkipReason,
     TimeWindowPartitionsDefinition,
     asset,
     asset_check,
@@ -60,10 +59,10 @@ from dagster import (
 from pydantic import Field
 
 from ..db import payouts as db
-from ..db.flags import flag_enabled
 from ..domain import payouts as rules
 from ..domain.money import format_minor
 from ..instance import serial_tags
+from ..kill_switch import automation_paused
 from ..resources.alerts import AlertsResource
 from ..resources.database import DatabaseResource
 from ..resources.stripe_connect import StripeConnectError, StripeConnectResource
@@ -473,11 +472,6 @@ creator_payouts_job = define_asset_job(
 )
 
 
-def _cron_enabled(database: DatabaseResource) -> bool:
-    with database.connect() as conn:
-        return flag_enabled(conn, "CRON_ENABLED", get_settings())
-
-
 @schedule(
     name="creator_payouts_schedule",
     job=creator_payouts_job,
@@ -488,8 +482,9 @@ def _cron_enabled(database: DatabaseResource) -> bool:
     "job's partitions; skips while CRON_ENABLED is off).",
 )
 def creator_payouts_schedule(context: ScheduleEvaluationContext, database: DatabaseResource):
-    if not _cron_enabled(database):
-        return SkipReason("CRON_ENABLED is off: creator payouts not started")
+    paused = automation_paused(database)
+    if paused:
+        return paused
     tick = context.scheduled_execution_time
     key = payout_partitions.get_partition_key_for_timestamp(tick.timestamp())
     return RunRequest(run_key=key, partition_key=key)
@@ -576,9 +571,9 @@ def payout_retry_job():
     description="Daily retry of failed payout items (skips while CRON_ENABLED is off).",
 )
 def payout_retry_schedule(context: ScheduleEvaluationContext, database: DatabaseResource):
-    if not _cron_enabled(database):
-        return SkipReason("CRON_ENABLED is off: payout retry not started")
-    return RunRequest(run_key=context.scheduled_execution_time.strftime("%Y-%m-%d"))
+    return automation_paused(database) or RunRequest(
+        run_key=context.scheduled_execution_time.strftime("%Y-%m-%d")
+    )
 
 
 PAYOUT_JOBS = [creator_payouts_job, payout_retry_job]

@@ -6,7 +6,8 @@ import dagster as dg
 import sqlalchemy as sa
 
 from ..db.common import inbound_events
-from ..loans_automation import cron_disabled, mpesa_results_job
+from ..kill_switch import automation_paused
+from ..loans_automation import mpesa_results_job
 from ..resources.database import DatabaseResource
 
 IN_FLIGHT = [
@@ -25,7 +26,7 @@ IN_FLIGHT = [
     description="Launches mpesa_results_job when M-Pesa callbacks wait in inbound_events.",
 )
 def mpesa_results_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource):
-    skip = cron_disabled(database)
+    skip = automation_paused(database)
     if skip is not None:
         return skip
     with database.begin() as conn:

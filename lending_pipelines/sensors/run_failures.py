@@ -8,11 +8,10 @@ import dagster as dg
 
 from ..assets.escrow import ESCROW_JOBS
 from ..assets.payouts import PAYOUT_JOBS
-from ..db.flags import flag_enabled
+from ..kill_switch import automation_paused
 from ..loans_automation import LOANS_JOBS
 from ..resources.alerts import AlertsResource
 from ..resources.database import DatabaseResource
-from ..settings import get_settings
 
 
 def workflow_failure_sensor(name: str, workflow: str, jobs: list) -> dg.SensorDefinition:
@@ -27,9 +26,9 @@ def workflow_failure_sensor(name: str, workflow: str, jobs: list) -> dg.SensorDe
     def _alert(
         context: dg.RunFailureSensorContext, alerts: AlertsResource, database: DatabaseResource
     ):
-        with database.begin() as conn:
-            if not flag_enabled(conn, "CRON_ENABLED", get_settings()):
-                return dg.SkipReason("CRON_ENABLED is off: failure alerts are paused")
+        paused = automation_paused(database)
+        if paused:
+            return paused
         run = context.dagster_run
         partition = run.tags.get("dagster/partition")
         alerts.send(
