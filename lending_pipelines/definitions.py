@@ -2,6 +2,7 @@
 
 from dagster import Definitions
 
+from .assets.analytics import ANALYTICS_ASSETS, ANALYTICS_JOBS, ANALYTICS_SCHEDULES
 from .assets.escrow import ESCROW_ASSETS, ESCROW_JOBS, ESCROW_SCHEDULES
 from .assets.loans import LOANS_ASSET_CHECKS, LOANS_ASSETS
 from .assets.payouts import PAYOUT_ASSETS, PAYOUT_CHECKS, PAYOUT_JOBS, PAYOUT_SCHEDULES
@@ -14,10 +15,10 @@ from .settings import get_settings
 settings = get_settings()
 
 defs = Definitions(
-    assets=[*ESCROW_ASSETS, *PAYOUT_ASSETS, *LOANS_ASSETS],
+    assets=[*ESCROW_ASSETS, *PAYOUT_ASSETS, *LOANS_ASSETS, *ANALYTICS_ASSETS],
     asset_checks=[*PAYOUT_CHECKS, *LOANS_ASSET_CHECKS],
-    jobs=[*ESCROW_JOBS, *PAYOUT_JOBS, *LOANS_JOBS],
-    schedules=[*ESCROW_SCHEDULES, *PAYOUT_SCHEDULES, *LOANS_SCHEDULES],
+    jobs=[*ESCROW_JOBS, *PAYOUT_JOBS, *LOANS_JOBS, *ANALYTICS_JOBS],
+    schedules=[*ESCROW_SCHEDULES, *PAYOUT_SCHEDULES, *LOANS_SCHEDULES, *ANALYTICS_SCHEDULES],
     sensors=[*LOANS_RESULT_SENSORS, *RUN_FAILURE_SENSORS],
     resources=build_resources(settings),
 )

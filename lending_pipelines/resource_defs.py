@@ -10,6 +10,7 @@ import os
 
 from dagster import EnvVar
 
+from .analytics_dbt import dbt_resource
 from .resources.alerts import AlertsResource
 from .resources.blnk import BlnkResource
 from .resources.database import DatabaseResource
@@ -58,6 +59,8 @@ def build_resources(settings: Settings) -> dict[str, object]:
             if os.environ.get(MPESA_CALLBACK_TOKEN_ENV)
             else None,
         ),
+        # dbt in dbt/; its connection comes from the `database` resource's URL at run time.
+        "dbt": dbt_resource(),
         "alerts": AlertsResource(
             webhook_url=EnvVar("LENDING_ALERT_WEBHOOK_URL") if settings.alert_webhook_url else None
         ),

@@ -4,6 +4,29 @@ from dagster import Definitions
 
 from lending_pipelines.definitions import defs
 
+# analytics (dbt): every model in dbt/models, keyed analytics/<model>
+ANALYTICS_MODELS: set[str] = {
+    f"analytics/{model}"
+    for model in (
+        "stg_lending__partners",
+        "stg_lending__poll_attempts",
+        "stg_lending__loan_tracking",
+        "stg_lending__disbursement_requests",
+        "stg_lending__creators",
+        "stg_lending__payout_batches",
+        "stg_lending__payout_items",
+        "stg_lending__escrows",
+        "stg_lending__escrow_releases",
+        "stg_lending__repayments",
+        "payout_batch_summary",
+        "creator_payout_history",
+        "escrow_release_daily",
+        "auto_deduct_daily",
+        "loan_polling_health_hourly",
+        "disbursement_outcomes_daily",
+    )
+}
+
 # schedule name → (cron, execution timezone)
 EXPECTED_SCHEDULES: dict[str, tuple[str, str]] = {
     # escrow (workflow 4)
@@ -15,6 +38,8 @@ EXPECTED_SCHEDULES: dict[str, tuple[str, str]] = {
     # loan polling and M-Pesa auto-disbursement (workflow 1)
     "loan_polling_every_10_minutes": ("*/10 * * * *", "Africa/Nairobi"),
     "disbursement_retry_every_5_minutes": ("*/5 * * * *", "Africa/Nairobi"),
+    # analytics (dbt)
+    "analytics_daily_refresh": ("0 5 * * *", "UTC"),
 }
 
 # job name → asset keys or op names it runs
@@ -33,6 +58,8 @@ EXPECTED_JOBS: dict[str, set[str]] = {
     "loan_polling_job": {"loan_tracking", "loan_disbursements"},
     "disbursement_retry_job": {"retry_disbursements"},
     "mpesa_results_job": {"apply_mpesa_results"},
+    # analytics (dbt)
+    "analytics_refresh_job": ANALYTICS_MODELS,
 }
 
 # asset key → group
@@ -47,6 +74,8 @@ EXPECTED_ASSET_GROUPS: dict[str, str] = {
     # loan polling and M-Pesa auto-disbursement (workflow 1)
     "loan_tracking": "loans",
     "loan_disbursements": "loans",
+    # analytics (dbt)
+    **{key: "analytics" for key in ANALYTICS_MODELS},
 }
 
 EXPECTED_SENSORS: set[str] = {
@@ -64,6 +93,7 @@ EXPECTED_RESOURCES = {
     "whatsapp",
     "fineract",
     "mpesa",
+    "dbt",
 }
 
 

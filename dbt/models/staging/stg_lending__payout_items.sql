@@ -1,0 +1,21 @@
+select
+    id as payout_item_id,
+    batch_id,
+    creator_id,
+    idempotency_key,
+    tokens,
+    amount_minor,
+    currency,
+    destination_account,
+    status,
+    attempts,
+    stripe_transfer_id,
+    error_kind,
+    error_code,
+    error_message,
+    retryable,
+    outcome_unknown,
+    last_attempt_at,
+    paid_at,
+    created_at
+from {{ source('lending', 'payout_items') }}
