@@ -34,6 +34,7 @@ from ..resources.blnk import BlnkError, BlnkResource
 from ..resources.database import DatabaseResource
 from ..settings import get_settings
 from .escrow_runs import RunReport, release_escrows, run_auto_deduct
+from .metadata import markdown_table
 
 SETTINGS = get_settings()
 TIMEZONE = SETTINGS.escrow_timezone
@@ -85,21 +86,6 @@ def _run_actor(context: dg.OpExecutionContext) -> str:
     return f"dagster:{context.run.job_name}"
 
 
-TABLE_ROWS = 100  # a markdown table for the UI, not an export: the rest is counted
-
-
-def _table(rows: list[dict], columns: list[str]) -> dg.MetadataValue:
-    if not rows:
-        return dg.MetadataValue.md("_none_")
-    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    lines += [
-        "| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows[:TABLE_ROWS]
-    ]
-    if len(rows) > TABLE_ROWS:
-        lines.append(f"\n_and {len(rows) - TABLE_ROWS} more_")
-    return dg.MetadataValue.md("\n".join(lines))
-
-
 def _report_metadata(report: RunReport, moved_columns: list[str]) -> dict:
     skipped = [{"id": s.entity_id, "reason": s.reason} for s in report.skipped]
     failed = [
@@ -115,10 +101,10 @@ def _report_metadata(report: RunReport, moved_columns: list[str]) -> dict:
         "skipped_by_reason": dg.MetadataValue.json(report.skipped_by_reason),
         "failed": len(report.failed),
         "duration_seconds": round(report.duration_seconds, 3),
-        "moved_detail": _table(report.moved, moved_columns),
-        "skipped_detail": _table(skipped, ["id", "reason"]),
-        "failed_detail": _table(failed, ["id", "error", "retryable"]),
-        "planned_detail": _table(report.planned, moved_columns),
+        "moved_detail": markdown_table(report.moved, moved_columns),
+        "skipped_detail": markdown_table(skipped, ["id", "reason"]),
+        "failed_detail": markdown_table(failed, ["id", "error", "retryable"]),
+        "planned_detail": markdown_table(report.planned, moved_columns),
     }
 
 

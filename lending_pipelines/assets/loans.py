@@ -9,7 +9,6 @@ Results, reconciliation and retries run as op jobs (loans_automation.py) fed by 
 results sensor and the retry schedule. Checks that fail also alert through the alerts resource.
 """
 
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -24,6 +23,7 @@ from ..resources.database import DatabaseResource
 from ..resources.fineract import FineractResource
 from ..resources.mpesa import MpesaResource
 from ..settings import get_settings
+from .metadata import markdown_table
 
 GROUP = "loans"
 OWNERS = ["team:lending-ops"]
@@ -31,14 +31,6 @@ TAGS = {"lending/workflow": "loans"}
 POLL_RETRY = dg.RetryPolicy(
     max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
-
-
-def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> dg.MetadataValue:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = (str(row.get(c, "")).replace("|", "\\|").replace("\n", " ") for c in columns)
-        lines.append("| " + " | ".join(cells) + " |")
-    return dg.MetadataValue.md("\n".join(lines))
 
 
 def _poll_metadata(cycle: PollingCycle) -> dict:

@@ -67,6 +67,7 @@ from ..resources.alerts import AlertsResource
 from ..resources.database import DatabaseResource
 from ..resources.stripe_connect import StripeConnectError, StripeConnectResource
 from ..settings import get_settings
+from .metadata import markdown_table
 from .payouts_processing import (
     STOP_RUN_KINDS,
     DuplicateTransferError,
@@ -109,14 +110,17 @@ def _money(amount_minor: int, currency: str) -> str:
     return format_minor(amount_minor, currency)
 
 
-def _outcomes_table(summary: db.EligibilitySummary, currency: str) -> str:
-    lines = ["| outcome | creators | tokens | amount |", "| --- | ---: | ---: | ---: |"]
-    for outcome, counts in sorted(summary.outcomes.items()):
-        lines.append(
-            f"| {outcome} | {counts.creators} | {counts.tokens} | "
-            f"{_money(counts.amount_minor, currency)} |"
-        )
-    return "\n".join(lines)
+def _outcomes_table(summary: db.EligibilitySummary, currency: str) -> MetadataValue:
+    rows = [
+        {
+            "outcome": outcome,
+            "creators": counts.creators,
+            "tokens": counts.tokens,
+            "amount": _money(counts.amount_minor, currency),
+        }
+        for outcome, counts in sorted(summary.outcomes.items())
+    ]
+    return markdown_table(rows, ["outcome", "creators", "tokens", "amount"])
 
 
 # --- eligible_creators -------------------------------------------------------------------------
@@ -152,7 +156,7 @@ def eligible_creators(
                 "payout_date": payout_date.isoformat(),
                 "frozen": True,
                 "eligible_creators": frozen.eligible.creators,
-                "outcomes": MetadataValue.md(_outcomes_table(frozen, batch.currency)),
+                "outcomes": _outcomes_table(frozen, batch.currency),
             }
         )
     try:
@@ -187,7 +191,7 @@ def eligible_creators(
             "payout_tokens": eligible.tokens,
             "payout_amount_minor": eligible.amount_minor,
             "payout_amount": _money(eligible.amount_minor, settings.payout_currency),
-            "outcomes": MetadataValue.md(_outcomes_table(summary, settings.payout_currency)),
+            "outcomes": _outcomes_table(summary, settings.payout_currency),
             **refresh,
             "seconds": round(time.monotonic() - started, 3),
         }
@@ -344,17 +348,17 @@ def finalize_payout_batch(
         failures = db.failed_items(conn, batch.batch_id)
     seconds = max((r["seconds"] for r in reports), default=0.0)
     transfers_made = sum(r["paid"] for r in reports)
-    table = [
-        "| creator | item | amount | error | retryable | reason |",
-        "| --- | --- | ---: | --- | --- | --- |",
+    failure_rows = [
+        {
+            "creator": row.creator_id,
+            "item": row.idempotency_key,
+            "amount": _money(row.amount_minor, totals.currency),
+            "error": row.error_kind,
+            "retryable": "yes" if row.retryable else "no",
+            "reason": (row.error_message or "")[:160],
+        }
+        for row in failures
     ]
-    for row in failures:
-        reason = (row.error_message or "").replace("|", "/").replace("\n", " ")[:160]
-        table.append(
-            f"| {row.creator_id} | {row.idempotency_key} | "
-            f"{_money(row.amount_minor, totals.currency)} | {row.error_kind} | "
-            f"{'yes' if row.retryable else 'no'} | {reason} |"
-        )
     context.add_output_metadata(
         {
             "payout_date": payout_date.isoformat(),
@@ -373,7 +377,9 @@ def finalize_payout_batch(
             "transfers_replayed_this_run": sum(r["replayed"] for r in reports),
             "rate_limited_retries": sum(r["rate_limited_retries"] for r in reports),
             "transfers_per_second": round(transfers_made / seconds, 2) if seconds else 0.0,
-            "failures": MetadataValue.md("\n".join(table) if failures else "none"),
+            "failures": markdown_table(
+                failure_rows, ["creator", "item", "amount", "error", "retryable", "reason"]
+            ),
         }
     )
 
@@ -539,14 +545,17 @@ def retry_failed_payout_items(
             "candidates": len(item_ids),
             "dry_run": config.dry_run,
             "outcomes": MetadataValue.json(tally),
-            "batches": MetadataValue.md(
-                "\n".join(
-                    ["| payout date | status | paid | failed |", "| --- | --- | ---: | ---: |"]
-                    + [
-                        f"| {t.payout_date} | {t.status} | {t.paid_count} | {t.failed_count} |"
-                        for t in totals
-                    ]
-                )
+            "batches": markdown_table(
+                [
+                    {
+                        "payout date": t.payout_date,
+                        "status": t.status,
+                        "paid": t.paid_count,
+                        "failed": t.failed_count,
+                    }
+                    for t in totals
+                ],
+                ["payout date", "status", "paid", "failed"],
             ),
         }
     )
