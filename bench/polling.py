@@ -27,11 +27,11 @@ import uuid
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from lending_pipelines.assets.loans_polling import run_polling_cycle
 from lending_pipelines.crypto import SecretBox
 from lending_pipelines.db import loans as loans_db
 from lending_pipelines.db import migrate
 from lending_pipelines.db.server import drop_database, ensure_database, server_url
-from lending_pipelines.loans_polling import run_polling_cycle
 from lending_pipelines.resources.fineract import FineractResource
 from lending_pipelines.sandbox.server import free_port
 from lending_pipelines.settings import Settings

@@ -5,11 +5,12 @@ from dagster import Definitions
 from .assets.analytics import ANALYTICS_ASSETS, ANALYTICS_JOBS, ANALYTICS_SCHEDULES
 from .assets.escrow import ESCROW_ASSETS, ESCROW_JOBS, ESCROW_SCHEDULES
 from .assets.loans import LOANS_ASSET_CHECKS, LOANS_ASSETS
+from .assets.loans_automation import LOANS_JOBS, LOANS_SCHEDULES
 from .assets.payouts import PAYOUT_ASSETS, PAYOUT_CHECKS, PAYOUT_JOBS, PAYOUT_SCHEDULES
-from .loans_automation import LOANS_JOBS, LOANS_SCHEDULES
 from .resource_defs import build_resources
 from .sensors.mpesa_results import LOANS_RESULT_SENSORS
 from .sensors.run_failures import RUN_FAILURE_SENSORS
+from .sensors.whatsapp_status import WHATSAPP_SENSORS
 from .settings import get_settings
 
 settings = get_settings()
@@ -19,6 +20,6 @@ defs = Definitions(
     asset_checks=[*PAYOUT_CHECKS, *LOANS_ASSET_CHECKS],
     jobs=[*ESCROW_JOBS, *PAYOUT_JOBS, *LOANS_JOBS, *ANALYTICS_JOBS],
     schedules=[*ESCROW_SCHEDULES, *PAYOUT_SCHEDULES, *LOANS_SCHEDULES, *ANALYTICS_SCHEDULES],
-    sensors=[*LOANS_RESULT_SENSORS, *RUN_FAILURE_SENSORS],
+    sensors=[*LOANS_RESULT_SENSORS, *RUN_FAILURE_SENSORS, *WHATSAPP_SENSORS],
     resources=build_resources(settings),
 )

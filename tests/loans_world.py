@@ -16,11 +16,11 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from lending_pipelines.assets.loans import LOANS_ASSET_CHECKS, LOANS_ASSETS
+from lending_pipelines.assets.loans_automation import LOANS_JOBS, LOANS_SCHEDULES
 from lending_pipelines.crypto import SecretBox
 from lending_pipelines.db import loans as loans_db
 from lending_pipelines.db.common import inbound_events
 from lending_pipelines.db.loans import MpesaCredentials, PartnerSetup
-from lending_pipelines.loans_automation import LOANS_JOBS, LOANS_SCHEDULES
 from lending_pipelines.resources.alerts import AlertsResource
 from lending_pipelines.resources.database import DatabaseResource
 from lending_pipelines.resources.fineract import FineractResource

@@ -83,6 +83,8 @@ EXPECTED_SENSORS: set[str] = {
     "payouts_run_failure_alert",
     "mpesa_results_sensor",
     "loans_run_failure_alert",
+    # WhatsApp outbox: Twilio status callbacks
+    "whatsapp_delivery_status_sensor",
 }
 
 EXPECTED_RESOURCES = {

@@ -16,13 +16,13 @@ import dagster as dg
 from ..crypto import SecretBox
 from ..db import loans as loans_db
 from ..domain.disbursement import success_rate
-from ..loans_disbursement import Disburser
-from ..loans_polling import PollingCycle, run_polling_cycle
 from ..resources.alerts import AlertsResource
 from ..resources.database import DatabaseResource
 from ..resources.fineract import FineractResource
 from ..resources.mpesa import MpesaResource
 from ..settings import get_settings
+from .loans_disbursement import Disburser
+from .loans_polling import PollingCycle, run_polling_cycle
 from .metadata import markdown_table
 
 GROUP = "loans"

@@ -68,7 +68,11 @@ outbox = sa.Table(
     sa.Column("provider_message_id", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.Column("sent_at", sa.DateTime(timezone=True)),
+    # The provider's last reported delivery status (only ever moves forward) and its time.
+    sa.Column("delivery_status", sa.Text),
+    sa.Column("delivery_status_at", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("idempotency_key"),
+    sa.Index("ix_outbox_provider_message_id", "provider_message_id"),
     sa.CheckConstraint(
         "status IN ('pending', 'sending', 'sent', 'failed', 'unknown')", name="status"
     ),

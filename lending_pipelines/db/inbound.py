@@ -50,3 +50,17 @@ def mark_processed(conn: Connection, event_ids: list[int], error: str | None = N
             .where(inbound_events.c.id.in_(event_ids))
             .values(processed_at=sa.func.now(), error=error)
         )
+
+
+def mark_outcomes(conn: Connection, outcomes: dict[int, str | None]) -> None:
+    """Mark events processed, each with its own error (None = applied), in one UPDATE."""
+    if not outcomes:
+        return
+    done = sa.values(sa.column("id", sa.BigInteger), sa.column("error", sa.Text), name="done").data(
+        sorted(outcomes.items())
+    )
+    conn.execute(
+        sa.update(inbound_events)
+        .where(inbound_events.c.id == done.c.id)
+        .values(processed_at=sa.func.now(), error=done.c.error)
+    )

@@ -12,19 +12,25 @@ can never both send one key. `release` is for failures the provider certainly di
 reconciliation against the provider's message log) resolves it with `resolve_unknown`.
 `sent_at` holds the time of the (last) send attempt, so a row stuck in `sending` after a crash
 can be found by age (`mark_stale_sending_unknown`).
+
+Separately, `delivery_status` holds what the provider last reported about a sent message
+(status callbacks, `apply_delivery_statuses`); it only moves forward, and a reported failure
+(e.g. 63016) turns the row `failed` with the error code in `last_error`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
+from ..domain.message_status import RANK, DeliveryUpdate, furthest
 from .audit import record_audit
 from .common import outbox
 
@@ -50,6 +56,16 @@ class OutboxEntry:
     provider_message_id: str | None
     created_at: datetime
     sent_at: datetime | None
+    delivery_status: str | None = None
+    delivery_status_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryApplied:
+    """What `apply_delivery_statuses` did, per provider message id."""
+
+    changed: dict[str, str]  # message id → the delivery status now recorded
+    unknown: frozenset[str]  # no outbox row carries this message id
 
 
 @dataclass(frozen=True)
@@ -192,28 +208,77 @@ def mark_stale_sending_unknown(conn: Connection, *, older_than: timedelta) -> in
     return result.rowcount
 
 
+def apply_delivery_statuses(conn: Connection, updates: Iterable[DeliveryUpdate]) -> DeliveryApplied:
+    """Apply reported delivery statuses to the rows carrying their message ids, in one UPDATE.
+
+    Per message only the update furthest along counts, and it is applied only when it is
+    further along than the row's recorded `delivery_status` (a late `sent` after `delivered`
+    changes nothing; see domain.message_status). A failure (`failed`/`undelivered`) also turns
+    a `sent`/`unknown` row `failed` with the error code in `last_error`.
+    """
+    best = furthest(updates)
+    if not best:
+        return DeliveryApplied({}, frozenset())
+    now = datetime.now(UTC)
+    reported = sa.values(
+        sa.column("message_id", sa.Text),
+        sa.column("status", sa.Text),
+        sa.column("rank", sa.Integer),
+        sa.column("failure", sa.Text),
+        sa.column("reported_at", sa.DateTime(timezone=True)),
+        name="reported",
+    ).data(
+        [
+            (sid, u.status, u.rank, u.failure, u.reported_at or now)
+            for sid, u in sorted(best.items())
+        ]
+    )
+    recorded_rank = sa.case(RANK, value=outbox.c.delivery_status, else_=-1)
+    changed = conn.execute(
+        sa.update(outbox)
+        .where(
+            outbox.c.provider_message_id == reported.c.message_id,
+            reported.c.rank > recorded_rank,
+        )
+        .values(
+            delivery_status=reported.c.status,
+            delivery_status_at=reported.c.reported_at,
+            status=sa.case(
+                (
+                    sa.and_(
+                        reported.c.failure.is_not(None), outbox.c.status.in_(("sent", "unknown"))
+                    ),
+                    "failed",
+                ),
+                else_=outbox.c.status,
+            ),
+            last_error=sa.func.coalesce(reported.c.failure, outbox.c.last_error),
+        )
+        .returning(outbox.c.provider_message_id, outbox.c.delivery_status)
+    ).all()
+    known = set(
+        conn.execute(
+            sa.select(outbox.c.provider_message_id)
+            .where(outbox.c.provider_message_id.in_(list(best)))
+            .distinct()
+        ).scalars()
+    )
+    return DeliveryApplied(
+        changed={sid: status for sid, status in changed}, unknown=frozenset(set(best) - known)
+    )
+
+
 def record_delivery_status(
     conn: Connection, *, provider_message_id: str, status: str, error_code: int | None
 ) -> int:
-    """Apply a provider status callback: a failed/undelivered message marks its row failed.
-
-    Delivered/read leave `sent` as it is (the outbox tracks the send, not the delivery).
-    Returns the number of rows changed.
+    """Apply one provider status callback (see `apply_delivery_statuses`): a failed/undelivered
+    message marks its row failed; delivered/read are recorded as its delivery status.
+    Returns the number of rows changed (0 for a late or repeated status, or an unknown id).
     """
-    if status not in {"failed", "undelivered"}:
-        return 0
-    result = conn.execute(
-        sa.update(outbox)
-        .where(
-            outbox.c.provider_message_id == provider_message_id,
-            outbox.c.status.in_(("sent", "unknown")),
-        )
-        .values(
-            status="failed",
-            last_error=f"{status}: error code {error_code}" if error_code else status,
-        )
+    applied = apply_delivery_statuses(
+        conn, [DeliveryUpdate(provider_message_id, status, error_code)]
     )
-    return result.rowcount
+    return len(applied.changed)
 
 
 def resolve_unknown(

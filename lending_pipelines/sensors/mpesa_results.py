@@ -5,9 +5,9 @@ is off — the callbacks stay stored and are applied once it is back on."""
 import dagster as dg
 import sqlalchemy as sa
 
+from ..assets.loans_automation import mpesa_results_job
 from ..db.common import inbound_events
 from ..kill_switch import automation_paused
-from ..loans_automation import mpesa_results_job
 from ..resources.database import DatabaseResource
 
 IN_FLIGHT = [

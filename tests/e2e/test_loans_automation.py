@@ -16,15 +16,15 @@ from lending_pipelines.assets.loans import (
     no_stuck_disbursements,
     polling_success_rate,
 )
+from lending_pipelines.assets.loans_automation import (
+    disbursement_retry_schedule,
+    loan_polling_schedule,
+)
 from lending_pipelines.db import loans as loans_db
 from lending_pipelines.db.flags import set_flag
 from lending_pipelines.db.inbound import store_event
 from lending_pipelines.definitions import defs
 from lending_pipelines.instance import SERIAL_TAG
-from lending_pipelines.loans_automation import (
-    disbursement_retry_schedule,
-    loan_polling_schedule,
-)
 from lending_pipelines.resources.database import DatabaseResource
 from lending_pipelines.resources.mpesa import MpesaResource
 from lending_pipelines.sensors.mpesa_results import mpesa_results_sensor

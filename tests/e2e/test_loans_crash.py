@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from lending_pipelines.loans_automation import disbursement_retry_schedule
+from lending_pipelines.assets.loans_automation import disbursement_retry_schedule
 from lending_pipelines.settings import PROJECT_ROOT
 from tests.loans_world import *  # noqa: F403
 

@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 import httpx
 import sqlalchemy as sa
 
-from .crypto import SecretBox
-from .db import loans as loans_db
-from .db.loans import Partner, PollOutcome
-from .resources.fineract import FineractError, FineractLoan, FineractResource, LoanStatusId
+from ..crypto import SecretBox
+from ..db import loans as loans_db
+from ..db.loans import Partner, PollOutcome
+from ..resources.fineract import FineractError, FineractLoan, FineractResource, LoanStatusId
 
 
 @dataclass(frozen=True)

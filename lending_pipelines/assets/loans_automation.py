@@ -10,16 +10,16 @@ from collections import Counter
 
 import dagster as dg
 
-from .assets.loans import LOANS_ASSETS
-from .crypto import SecretBox
-from .instance import serial_tags
-from .kill_switch import automation_paused
+from ..crypto import SecretBox
+from ..instance import serial_tags
+from ..kill_switch import automation_paused
+from ..resources.alerts import AlertsResource
+from ..resources.database import DatabaseResource
+from ..resources.fineract import FineractResource
+from ..resources.mpesa import MpesaResource
+from ..settings import get_settings
+from .loans import LOANS_ASSETS
 from .loans_disbursement import Disburser
-from .resources.alerts import AlertsResource
-from .resources.database import DatabaseResource
-from .resources.fineract import FineractResource
-from .resources.mpesa import MpesaResource
-from .settings import get_settings
 
 TIMEZONE = get_settings().loans_timezone
 POLLING_JOB = "loan_polling_job"

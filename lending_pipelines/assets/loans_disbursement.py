@@ -23,11 +23,11 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from .crypto import SecretBox
-from .db import inbound
-from .db import loans as loans_db
-from .db.loans import OpenDisbursement, Partner, ResultOutcome
-from .domain.disbursement import (
+from ..crypto import SecretBox
+from ..db import inbound
+from ..db import loans as loans_db
+from ..db.loans import OpenDisbursement, Partner, ResultOutcome
+from ..domain.disbursement import (
     DisbursementRuleError,
     b2c_amount,
     classify_result,
@@ -35,9 +35,9 @@ from .domain.disbursement import (
     originator_conversation_id,
     status_query_outcome,
 )
-from .domain.phone import InvalidPhoneError, normalise_msisdn
-from .resources.fineract import FineractClient, FineractError, FineractResource, LoanStatusId
-from .resources.mpesa import (
+from ..domain.phone import InvalidPhoneError, normalise_msisdn
+from ..resources.fineract import FineractClient, FineractError, FineractResource, LoanStatusId
+from ..resources.mpesa import (
     MpesaAuthError,
     MpesaClient,
     MpesaDuplicateRequestError,
@@ -50,7 +50,7 @@ from .resources.mpesa import (
     MpesaRetryableError,
     parse_result_callback,
 )
-from .settings import Settings
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
