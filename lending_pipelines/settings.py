@@ -107,10 +107,19 @@ def _path(env: str, raw: str) -> Path:
 RATE = _decimal(Decimal(0), Decimal(1))
 
 
-def setting(env: str, default: str, parse: Callable[[str, str], object], doc: str):
-    """Declare a setting: its environment variable, default (as the raw string) and meaning."""
+def setting(
+    env: str,
+    default: str,
+    parse: Callable[[str, str], object],
+    doc: str,
+    secret: bool = False,
+):
+    """Declare a setting: its environment variable, default (as the raw string) and meaning.
+    A secret one is left out of the settings' repr, so printing settings never leaks it."""
     return field(
-        default=None, metadata={"env": env, "default": default, "parse": parse, "doc": doc}
+        default=None,
+        repr=not secret,
+        metadata={"env": env, "default": default, "parse": parse, "doc": doc},
     )
 
 
@@ -130,6 +139,7 @@ class Settings:
         _optional_text,
         "SQLAlchemy URL of the operational database. Empty: the embedded PostgreSQL under "
         "LENDING_HOME is started (or reused).",
+        secret=True,
     )
     statement_timeout_ms: int = setting(
         "LENDING_STATEMENT_TIMEOUT_MS",
@@ -155,12 +165,14 @@ class Settings:
         _optional_text,
         "Unguessable path token of the M-Pesa callback URLs (Daraja does not sign callbacks). "
         "Required by the receiver; `make dev` generates one.",
+        secret=True,
     )
     stripe_webhook_secret: str | None = setting(
         "LENDING_STRIPE_WEBHOOK_SECRET",
         "",
         _optional_text,
         "Endpoint secret (whsec_...) verifying Stripe-Signature. Empty: Stripe events refused.",
+        secret=True,
     )
     # --- kill switches (also overridable in the feature_flags table) ----------------------
     cron_enabled: bool = setting(
@@ -265,6 +277,7 @@ class Settings:
         _optional_text,
         "Fernet key encrypting partner credentials at rest. `make dev` generates one under "
         "LENDING_HOME when unset; production must set it.",
+        secret=True,
     )
     # --- payouts ----------------------------------------------------------------------------
     payout_currency: str = setting(
@@ -353,6 +366,7 @@ class Settings:
         "",
         _optional_text,
         "Slack-compatible webhook for alerts. Empty: alerts are logged.",
+        secret=True,
     )
 
     @classmethod

@@ -61,3 +61,15 @@ def test_readme_documents_every_setting():
     readme = (PROJECT_ROOT / "README.md").read_text()
     missing = [env for env, _, _ in documented_settings() if f"`{env}`" not in readme]
     assert missing == []
+
+
+def test_printing_settings_never_shows_a_secret():
+    secrets = {
+        "LENDING_DATABASE_URL": "postgresql+psycopg://app:db-pass-91@db/lending",
+        "LENDING_ENCRYPTION_KEY": "fernet-key-value-xyz",
+        "LENDING_MPESA_CALLBACK_TOKEN": "callback-token-abc",
+        "LENDING_STRIPE_WEBHOOK_SECRET": "whsec_secret_def",
+        "LENDING_ALERT_WEBHOOK_URL": "https://hooks.example.test/T000/secret-path",
+    }
+    shown = repr(Settings.from_env(secrets))
+    assert [value for value in secrets.values() if value in shown] == []
