@@ -369,7 +369,7 @@ class Disburser:
                     matched.update(by_key[k] for k in (row.ocid, row.query) if k in by_key)
             unmatched = {e: o for e, o in as_b2c if e not in matched}
             processed.update(self._unmatched(conn, list(unmatched.items()), alarming))
-            loans_db.mark_events_processed(conn, processed)
+            inbound.mark_outcomes(conn, processed)
         errors = {event_id: error for event_id, error in processed.items() if error}
         return CallbackReport(
             applied=applied,

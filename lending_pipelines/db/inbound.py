@@ -43,15 +43,6 @@ def unprocessed_events(
     )
 
 
-def mark_processed(conn: Connection, event_ids: list[int], error: str | None = None) -> None:
-    if event_ids:
-        conn.execute(
-            sa.update(inbound_events)
-            .where(inbound_events.c.id.in_(event_ids))
-            .values(processed_at=sa.func.now(), error=error)
-        )
-
-
 def mark_outcomes(conn: Connection, outcomes: dict[int, str | None]) -> None:
     """Mark events processed, each with its own error (None = applied), in one UPDATE."""
     if not outcomes:

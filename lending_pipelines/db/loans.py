@@ -897,20 +897,6 @@ def settled_by_keys(
     )  # fmt: skip
 
 
-def mark_events_processed(conn: Connection, outcomes: dict[int, str | None]) -> None:
-    """Mark inbound events processed, each with its own error (None = applied), at once."""
-    if not outcomes:
-        return
-    conn.execute(
-        sa.text(
-            f"UPDATE {T}inbound_events e SET processed_at = now(), error = v.error "
-            "FROM unnest(CAST(:ids AS bigint[]), CAST(:errors AS text[])) AS v(id, error) "
-            "WHERE e.id = v.id"
-        ),
-        {"ids": list(outcomes), "errors": list(outcomes.values())},
-    )
-
-
 def due_reconciliations(
     conn: Connection, older_than: datetime, limit: int = 500
 ) -> list[OpenDisbursement]:

@@ -310,10 +310,3 @@ def resolve_unknown(
         reason=reason,
         run_id=run_id,
     )
-
-
-def counts_by_status(conn: Connection, channel: str | None = None) -> dict[str, int]:
-    query = sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)
-    if channel:
-        query = query.where(outbox.c.channel == channel)
-    return {status: count for status, count in conn.execute(query)}
