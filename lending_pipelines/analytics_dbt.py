@@ -76,6 +76,12 @@ def _query_value(url: URL, name: str) -> str | None:
     return value or None
 
 
+def _shown(url: URL) -> str:
+    """The URL for an error message: no password, neither `user:pw@` nor `?password=`."""
+    hidden = {k: "***" for k in url.query if k.lower() in {"password", "passfile", "sslpassword"}}
+    return url.update_query_dict(hidden).render_as_string(hide_password=True)
+
+
 def dbt_env(url: str | URL) -> dict[str, str]:
     """The environment variables `dbt/profiles.yml` reads, for the database at `url`.
 
@@ -84,7 +90,7 @@ def dbt_env(url: str | URL) -> dict[str, str]:
     one without host to libpq's default socket, as psycopg would.
     """
     parsed = make_url(url) if isinstance(url, str) else url
-    shown = parsed.render_as_string(hide_password=True)
+    shown = _shown(parsed)
     if not parsed.drivername.startswith("postgresql"):
         raise DbtConnectionError(
             f"database URL {shown}: driver {parsed.drivername!r} is not PostgreSQL "

@@ -5,6 +5,7 @@ lending sandbox             the partner-API sandbox (LENDING_SANDBOX_URL's port)
 lending webhooks            the callback receiver (LENDING_WEBHOOKS_URL's port)
 lending db upgrade|downgrade|current|url
 lending seed                idempotent demo data
+lending secrets rotate      re-encrypt stored partner secrets with the first encryption key
 """
 
 from __future__ import annotations
@@ -91,6 +92,34 @@ def cmd_seed(args: argparse.Namespace) -> int:
     with get_engine(url).begin() as conn:
         seeded = seed_all(conn, get_settings())
     print("seeded:", ", ".join(seeded) or "(nothing to seed)")
+    return 0
+
+
+def cmd_secrets(args: argparse.Namespace) -> int:
+    from .crypto import EncryptionKeyError, SecretBox
+    from .db.audit import record_audit
+    from .db.engine import get_engine
+    from .db.secrets import rotate_partner_secrets
+
+    try:
+        box = SecretBox.from_settings(get_settings())
+        with get_engine(_operational_url()).begin() as conn:
+            rotated = rotate_partner_secrets(conn, box)
+            record_audit(
+                conn,
+                actor=args.actor,
+                action="secrets.rotate",
+                entity="partners",
+                entity_id="*",
+                new_value={"partners": rotated, "keys_configured": box.key_count},
+                reason="re-encrypt partner secrets with the first LENDING_ENCRYPTION_KEY",
+            )
+    except EncryptionKeyError as exc:
+        print(f"lending secrets rotate: {exc}; nothing was changed", file=sys.stderr)
+        return 1
+    print(f"re-encrypted the secrets of {rotated} partner(s) with the first key")
+    if box.key_count > 1:
+        print("every secret now reads with the first key alone: the old keys can be dropped")
     return 0
 
 
@@ -192,6 +221,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("sandbox", help="run the partner-API sandbox").set_defaults(func=cmd_sandbox)
     sub.add_parser("webhooks", help="run the callback receiver").set_defaults(func=cmd_webhooks)
     sub.add_parser("seed", help="load idempotent demo data").set_defaults(func=cmd_seed)
+    secrets_ = sub.add_parser("secrets", help="manage encrypted partner secrets")
+    secrets_.add_argument("action", choices=["rotate"])
+    secrets_.add_argument("--actor", default=os.environ.get("USER") or "operator")
+    secrets_.set_defaults(func=cmd_secrets)
     db = sub.add_parser("db", help="manage the operational database")
     db.add_argument("action", choices=["upgrade", "downgrade", "current", "url"])
     db.add_argument("target", nargs="?", help="revision (default: heads / base)")

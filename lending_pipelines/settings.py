@@ -275,8 +275,9 @@ class Settings:
         "LENDING_ENCRYPTION_KEY",
         "",
         _optional_text,
-        "Fernet key encrypting partner credentials at rest. `make dev` generates one under "
-        "LENDING_HOME when unset; production must set it.",
+        "Fernet key(s) encrypting partner credentials at rest, comma-separated during a "
+        "rotation: the first encrypts, all decrypt (`lending secrets rotate`). `make dev` "
+        "generates one under LENDING_HOME when unset; production must set it.",
         secret=True,
     )
     # --- payouts ----------------------------------------------------------------------------

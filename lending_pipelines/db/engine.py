@@ -19,6 +19,9 @@ def get_engine(url: str, statement_timeout_ms: int = 30_000) -> sa.Engine:
             engine = sa.create_engine(
                 url,
                 pool_pre_ping=True,
+                # Bound values (phone numbers, names) never reach exceptions, Dagster events
+                # or alerts; the SQL text still names the statement that failed.
+                hide_parameters=True,
                 pool_size=5,
                 max_overflow=10,
                 connect_args={

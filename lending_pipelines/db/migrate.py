@@ -26,7 +26,7 @@ def _config(connection: sa.Connection) -> Config:
 
 
 def upgrade(url: str, target: str = "heads") -> None:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, hide_parameters=True)
     try:
         with engine.begin() as conn:
             # One migrator at a time, even when a test session and `make dev` start together.
@@ -37,7 +37,7 @@ def upgrade(url: str, target: str = "heads") -> None:
 
 
 def downgrade(url: str, target: str = "base") -> None:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, hide_parameters=True)
     try:
         with engine.begin() as conn:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(727001)"))
@@ -47,7 +47,7 @@ def downgrade(url: str, target: str = "base") -> None:
 
 
 def current_revisions(url: str) -> set[str]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, hide_parameters=True)
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"version_table_schema": SCHEMA})

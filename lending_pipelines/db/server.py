@@ -93,7 +93,10 @@ def drop_database(url: URL) -> None:
 def create_admin_engine(url: URL) -> sa.Engine:
     """An autocommit engine on the server's `postgres` database, for CREATE/DROP DATABASE."""
     return sa.create_engine(
-        url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        url.set(database="postgres"),
+        isolation_level="AUTOCOMMIT",
+        poolclass=sa.pool.NullPool,
+        hide_parameters=True,
     )
 
 

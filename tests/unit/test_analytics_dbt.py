@@ -74,6 +74,9 @@ def test_password_travels_in_a_variable_dbt_scrubs_from_its_logs():
         ("postgresql://app:hunter2-secret@db.internal:5432", "no database name"),
         ("mysql://app:hunter2-secret@db.internal/ops", "driver 'mysql' is not PostgreSQL"),
         ("postgresql://app:hunter2-secret@db.internal/ops?port=abc", "port 'abc'"),
+        ("postgresql://app@db.internal:5432?password=hunter2-secret", "no database name"),
+        ("mysql://app@db.internal/ops?sslpassword=hunter2-secret", "is not PostgreSQL"),
+        ("postgresql://db.internal/ops?port=abc&PASSWORD=hunter2-secret", "port 'abc'"),
     ],
 )
 def test_unusable_url_is_refused_naming_the_problem_never_the_password(url, problem):
