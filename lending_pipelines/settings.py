@@ -369,6 +369,13 @@ class Settings:
         "Slack-compatible webhook for alerts. Empty: alerts are logged.",
         secret=True,
     )
+    alert_reminder_minutes: int = setting(
+        "LENDING_ALERT_REMINDER_MINUTES",
+        "240",
+        _int(0),
+        "A condition that keeps failing alerts when it starts, again every this many minutes "
+        "(0: never again), and once when it clears.",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

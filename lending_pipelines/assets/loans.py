@@ -21,6 +21,7 @@ from ..resources.database import DatabaseResource
 from ..resources.fineract import FineractResource
 from ..resources.mpesa import MpesaResource
 from ..settings import get_settings
+from .check_alerts import alert_on_check
 from .loans_disbursement import Disburser
 from .loans_polling import PollingCycle, run_polling_cycle
 from .metadata import markdown_table
@@ -157,12 +158,6 @@ def loan_disbursements(
 # --- checks ----------------------------------------------------------------------------------
 
 
-def _alert_on_failure(alerts: AlertsResource, result: dg.AssetCheckResult, title: str) -> None:
-    if not result.passed:
-        severity = "warning" if result.severity == dg.AssetCheckSeverity.WARN else "error"
-        alerts.send(title=title, text=result.description or title, severity=severity)
-
-
 @dg.asset_check(
     asset=loan_tracking,
     description="Polling success over the last hour: below the warn threshold (95 %) warns, an "
@@ -192,7 +187,13 @@ def polling_success_rate(database: DatabaseResource, alerts: AlertsResource) -> 
         description=f"{ok}/{total} polls succeeded in the last hour ({rate:.1%})",
         metadata=metadata,
     )
-    _alert_on_failure(alerts, result, "Loan polling error rate too high")
+    alert_on_check(
+        database,
+        alerts,
+        result,
+        key="loans.polling_success_rate",
+        title="Loan polling error rate too high",
+    )
     return result
 
 
@@ -213,7 +214,13 @@ def new_loans_tracked_recently(
         description=f"last new loan tracked at {last.isoformat() if last else 'never'}",
         metadata={"last_new_loan_at": last.isoformat() if last else "never", "window_hours": hours},
     )
-    _alert_on_failure(alerts, result, f"No new loan tracked in {hours} hours")
+    alert_on_check(
+        database,
+        alerts,
+        result,
+        key="loans.new_loans_tracked_recently",
+        title=f"No new loan tracked in {hours} hours",
+    )
     return result
 
 
@@ -250,7 +257,13 @@ def no_partner_failing_for_an_hour(
             ),
         },
     )
-    _alert_on_failure(alerts, result, "Partner failing every poll")
+    alert_on_check(
+        database,
+        alerts,
+        result,
+        key="loans.no_partner_failing_for_an_hour",
+        title="Partner failing every poll",
+    )
     return result
 
 
@@ -278,7 +291,13 @@ def disbursement_success_rate(
         ),
         metadata={"succeeded": succeeded, "failed": failed, "minimum": float(minimum)},
     )
-    _alert_on_failure(alerts, result, "Auto-disbursement success rate too low")
+    alert_on_check(
+        database,
+        alerts,
+        result,
+        key="loans.disbursement_success_rate",
+        title="Auto-disbursement success rate too low",
+    )
     return result
 
 
@@ -312,7 +331,9 @@ def no_stuck_disbursements(
             "oldest": markdown_table(rows, ["request", "partner", "loan", "status", "since"]),
         },
     )
-    _alert_on_failure(alerts, result, "Disbursements stuck")
+    alert_on_check(
+        database, alerts, result, key="loans.no_stuck_disbursements", title="Disbursements stuck"
+    )
     return result
 
 

@@ -283,3 +283,18 @@ def test_recent_open_disbursements_are_not_stuck(world):
 def test_each_loans_job_runs_one_at_a_time():
     for name in ("loan_polling_job", "disbursement_retry_job", "mpesa_results_job"):
         assert defs.resolve_job_def(name).tags[SERIAL_TAG] == name
+
+
+def test_a_partner_answering_401_for_90_minutes_alerts_once_not_on_every_poll(world):
+    world.add_partner("acme")
+    add_attempts(world, "acme", [(95, True), (80, False), (40, False), (5, False)])
+    for _ in range(9):  # one evaluation per poll
+        assert not evaluate(no_partner_failing_for_an_hour, world).passed
+    assert [alert["title"] for alert in SENT_ALERTS] == ["Partner failing every poll"]
+    add_attempts(world, "acme", [(1, True)])
+    assert evaluate(no_partner_failing_for_an_hour, world).passed
+    assert evaluate(no_partner_failing_for_an_hour, world).passed
+    assert [alert["title"] for alert in SENT_ALERTS] == [
+        "Partner failing every poll",
+        "Resolved: Partner failing every poll",
+    ]
