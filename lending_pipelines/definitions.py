@@ -2,7 +2,12 @@
 
 from dagster import Definitions
 
-from .assets.analytics import ANALYTICS_ASSETS, ANALYTICS_JOBS, ANALYTICS_SCHEDULES
+from .assets.analytics import (
+    ANALYTICS_ASSETS,
+    ANALYTICS_CHECKS,
+    ANALYTICS_JOBS,
+    ANALYTICS_SCHEDULES,
+)
 from .assets.escrow import ESCROW_ASSETS, ESCROW_JOBS, ESCROW_SCHEDULES
 from .assets.loans import LOANS_ASSET_CHECKS, LOANS_ASSETS
 from .assets.loans_automation import LOANS_JOBS, LOANS_SCHEDULES
@@ -17,7 +22,7 @@ settings = get_settings()
 
 defs = Definitions(
     assets=[*ESCROW_ASSETS, *PAYOUT_ASSETS, *LOANS_ASSETS, *ANALYTICS_ASSETS],
-    asset_checks=[*PAYOUT_CHECKS, *LOANS_ASSET_CHECKS],
+    asset_checks=[*PAYOUT_CHECKS, *LOANS_ASSET_CHECKS, *ANALYTICS_CHECKS],
     jobs=[*ESCROW_JOBS, *PAYOUT_JOBS, *LOANS_JOBS, *ANALYTICS_JOBS],
     schedules=[*ESCROW_SCHEDULES, *PAYOUT_SCHEDULES, *LOANS_SCHEDULES, *ANALYTICS_SCHEDULES],
     sensors=[*LOANS_RESULT_SENSORS, *RUN_FAILURE_SENSORS, *WHATSAPP_SENSORS],

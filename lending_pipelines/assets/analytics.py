@@ -27,9 +27,11 @@ from dagster_dbt import (
 
 from ..analytics_dbt import ANALYTICS_SCHEMA, analytics_project, dbt_env, dbt_environ, dbt_vars
 from ..db.flags import flag_enabled
+from ..db.privacy import phone_number_findings
 from ..instance import serial_tags
 from ..resources.database import DatabaseResource
 from ..settings import get_settings
+from .metadata import markdown_table
 
 GROUP = "analytics"
 PLATFORM_GROUP = "platform_tables"
@@ -167,6 +169,31 @@ def analytics_daily_refresh(context: dg.ScheduleEvaluationContext, database: Dat
     return dg.RunRequest(run_key=f"{JOB_NAME}:{day}")
 
 
+@dg.asset_check(
+    asset=dg.AssetKey([ANALYTICS_SCHEMA, "disbursement_outcomes_daily"]),
+    name="no_phone_numbers_in_analytics",
+    description="No text column of any table or view in the analytics schema holds something "
+    "that looks like a phone number (analytics leaves personal data out; free-text reasons "
+    "must carry numbers masked).",
+)
+def no_phone_numbers_in_analytics(database: DatabaseResource) -> dg.AssetCheckResult:
+    with database.connect() as conn:
+        findings = phone_number_findings(conn, ANALYTICS_SCHEMA)
+    rows = [{"relation": f.relation, "column": f.column, "rows": f.rows} for f in findings]
+    return dg.AssetCheckResult(
+        passed=not findings,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            "no phone numbers in the analytics schema"
+            if not findings
+            else "phone numbers found in "
+            + ", ".join(f"{f.relation}.{f.column} ({f.rows} rows)" for f in findings)
+        ),
+        metadata={"findings": markdown_table(rows, ["relation", "column", "rows"])},
+    )
+
+
 ANALYTICS_ASSETS = [analytics_dbt_models, *PLATFORM_TABLES]
+ANALYTICS_CHECKS = [no_phone_numbers_in_analytics]
 ANALYTICS_JOBS = [analytics_refresh_job]
 ANALYTICS_SCHEDULES = [analytics_daily_refresh]

@@ -2,7 +2,8 @@
 
 Partners type phone numbers into Fineract in every local form (`0712 345 678`, `+254-712-345678`,
 `712345678`); anything that does not reduce to one of the two M-Pesa forms is refused with an
-error that quotes the value, so the disbursement is recorded as failed rather than sent.
+error that quotes the value masked (`0812 *** 678`), so the disbursement is recorded as failed
+rather than sent and the number itself never reaches failure reasons, logs or analytics.
 """
 
 from __future__ import annotations
@@ -14,11 +15,24 @@ MSISDN = re.compile(r"^254[17]\d{8}$")
 ACCEPTED_FORMS = "2547XXXXXXXX, 2541XXXXXXXX, 07XXXXXXXX, 01XXXXXXXX, +2547XXXXXXXX or 7XXXXXXXX"
 
 
+def mask_phone(raw: object) -> str:
+    """A phone number as it may be shown: `0812 345 678` → `0812 *** 678`.
+
+    Enough of it to recognise a typo, not enough to call the person.
+    """
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return repr(raw)
+    text = str(raw).strip()
+    if len(text) < 9:
+        return f"{text[:2]} ***"
+    return f"{text[:4].rstrip()} *** {text[-3:].lstrip()}"
+
+
 class InvalidPhoneError(ValueError):
-    """A phone number that cannot receive an M-Pesa B2C payment."""
+    """A phone number that cannot receive an M-Pesa B2C payment (the message masks it)."""
 
     def __init__(self, raw: object, reason: str) -> None:
-        super().__init__(f"phone {raw!r} {reason} (accepted: {ACCEPTED_FORMS})")
+        super().__init__(f"phone {mask_phone(raw)} {reason} (accepted: {ACCEPTED_FORMS})")
         self.raw = raw
 
 

@@ -22,6 +22,7 @@ from lending_pipelines.assets.analytics import (
     analytics_daily_refresh,
     analytics_dbt_models,
     analytics_refresh_job,
+    no_phone_numbers_in_analytics,
 )
 from lending_pipelines.db import escrow as escrow_db
 from lending_pipelines.db import loans as loans_db
@@ -452,3 +453,39 @@ def test_daily_refresh_runs_once_a_day_and_skips_while_cron_is_off(db, database)
     assert analytics_daily_refresh.job_name == analytics_refresh_job.name
     assert isinstance(skipped, dg.SkipReason)
     assert "CRON_ENABLED" in skipped.skip_message
+
+
+def test_a_phone_number_reaching_analytics_fails_the_privacy_check_without_showing_it(
+    seeded, analytics_role
+):
+    role_url, _ = analytics_role
+    staging = dg.AssetKey(["analytics", "stg_lending__disbursement_requests"])
+    assert materialize(role_url, selection=dg.AssetSelection.assets(staging)).success
+    database = DatabaseResource(url=role_url)
+    assert no_phone_numbers_in_analytics(database=database).passed
+
+    with seeded.begin() as conn:  # a legacy row whose reason quotes the number in full
+        conn.execute(
+            sa.text(
+                "UPDATE lending.disbursement_requests SET failure_reason = "
+                "'receiver 254712345678 is not registered' WHERE status = 'failed'"
+            )
+        )
+    result = no_phone_numbers_in_analytics(database=database)
+    assert not result.passed
+    assert "stg_lending__disbursement_requests.failure_reason" in result.description
+    shown = result.description + repr(result.metadata)
+    assert "254712345678" not in shown
+
+
+def test_the_daily_analytics_refresh_runs_the_privacy_check():
+    from lending_pipelines.definitions import defs
+
+    job = defs.resolve_job_def("analytics_refresh_job")
+    assert (
+        dg.AssetCheckKey(
+            dg.AssetKey(["analytics", "disbursement_outcomes_daily"]),
+            "no_phone_numbers_in_analytics",
+        )
+        in job.asset_layer.asset_graph.asset_check_keys
+    )
