@@ -42,17 +42,26 @@ def _poll_metadata(cycle: PollingCycle) -> dict:
             "seen": len(poll.loans),
             "new": cycle.new_by_partner.get(poll.partner_id, 0),
             "pages": poll.pages,
+            "bad": len(poll.bad_records),
+            "total_reported": poll.total_reported if poll.ok else "",
             "seconds": f"{poll.seconds:.2f}",
             "error": (poll.error or "")[:200],
         }
         for poll in cycle.polls
     ]
-    columns = ["partner", "ok", "seen", "new", "pages", "seconds", "error"]
+    columns = ["partner", "ok", "seen", "new", "pages", "bad", "total_reported", "seconds", "error"]
+    bad = [
+        {"partner": poll.partner_id, "loan": b.loan_id, "field": b.field, "value": b.value}
+        for poll in cycle.polls
+        for b in poll.bad_records
+    ]
     return {
         "partners_polled": len(cycle.polls),
         "partners_failed": len(cycle.failed),
         "loans_seen": cycle.loans_seen,
         "new_loans": cycle.new_loans,
+        "bad_records": cycle.bad_records,
+        "bad_record_details": markdown_table(bad, ["partner", "loan", "field", "value"]),
         "cycle_seconds": round(cycle.seconds, 3),
         "slowest_partner_seconds": round(max((p.seconds for p in cycle.polls), default=0.0), 3),
         "per_partner": markdown_table(rows, columns),
@@ -71,7 +80,13 @@ def _poll_metadata(cycle: PollingCycle) -> dict:
             "all_partners_polled",
             asset="loan_tracking",
             description="Every pollable partner answered this cycle (failed ones are named).",
-        )
+        ),
+        dg.AssetCheckSpec(
+            "partner_totals_consistent",
+            asset="loan_tracking",
+            description="Each partner's totalFilteredRecords matches the loans its pages held "
+            "(a mismatch warns: the server's count lies, or loans moved between pages).",
+        ),
     ],
     description="Approved loans awaiting disbursal at every active partner (Fineract status "
     "200), keyed by (partner, Fineract loan id); first_seen_at kept, last_seen_at refreshed.",
@@ -106,7 +121,24 @@ def loan_tracking(
             ),
         },
     )
-    return dg.MaterializeResult(metadata=_poll_metadata(cycle), check_results=[check])
+    mismatched = [
+        {"partner": p.partner_id, "reported": p.total_reported, "received": p.records_received}
+        for p in cycle.total_mismatches
+    ]
+    totals = dg.AssetCheckResult(
+        check_name="partner_totals_consistent",
+        passed=not mismatched,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            "; ".join(
+                f"{m['partner']}: reported {m['reported']}, pages held {m['received']}"
+                for m in mismatched
+            )
+            or "every partner's total matches its pages"
+        ),
+        metadata={"mismatches": markdown_table(mismatched, ["partner", "reported", "received"])},
+    )
+    return dg.MaterializeResult(metadata=_poll_metadata(cycle), check_results=[check, totals])
 
 
 @dg.asset(

@@ -1,7 +1,9 @@
 """One polling cycle: every active, fully configured partner's Fineract is asked for its
 approved loans, concurrently (bounded), each partner within its own time budget. A partner that
 times out, answers 5xx, refuses the credentials or sends malformed JSON is recorded as a failed
-poll attempt with the error; the others' loans are tracked regardless.
+poll attempt with the error; the others' loans are tracked regardless. Within a partner, a
+malformed loan is stored as a bad record and the rest of its page is tracked; a server whose
+totalFilteredRecords disagrees with its pages is recorded on the attempt.
 
 Database work is set-based: one statement opens every partner's poll attempt; as each partner
 finishes, one statement upserts all its loans and one closes its attempt (in a worker thread, so
@@ -23,8 +25,15 @@ import sqlalchemy as sa
 
 from ..crypto import SecretBox
 from ..db import loans as loans_db
+from ..db.fineract_records import record_listing
 from ..db.loans import Partner, PollOutcome
-from ..resources.fineract import FineractError, FineractLoan, FineractResource, LoanStatusId
+from ..resources.fineract import (
+    BadLoanRecord,
+    FineractError,
+    FineractLoan,
+    FineractResource,
+    LoanStatusId,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,13 @@ class PartnerPoll:
     pages: int = 0
     error: str | None = None
     new_loans: int = 0
+    bad_records: list[BadLoanRecord] = field(default_factory=list)
+    total_reported: int = 0
+    records_received: int = 0
+
+    @property
+    def total_mismatch(self) -> bool:
+        return self.ok and self.total_reported != self.records_received
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,14 @@ class PollingCycle:
     @property
     def new_loans(self) -> int:
         return sum(self.new_by_partner.values())
+
+    @property
+    def bad_records(self) -> int:
+        return sum(len(poll.bad_records) for poll in self.polls)
+
+    @property
+    def total_mismatches(self) -> list[PartnerPoll]:
+        return [poll for poll in self.polls if poll.total_mismatch]
 
 
 async def _poll_one(
@@ -123,6 +147,9 @@ async def _fetch(
             finished_at=finished,
             loans=listing.loans,
             pages=listing.pages,
+            bad_records=listing.bad_records,
+            total_reported=listing.total_reported,
+            records_received=listing.records_received,
         )
 
 
@@ -169,6 +196,14 @@ def run_polling_cycle(
             if poll.ok:
                 batch = [(poll.partner_id, attempt, poll.loans)]
                 new = loans_db.upsert_tracked_loans(conn, batch).get(poll.partner_id, 0)
+                record_listing(
+                    conn,
+                    partner_id=poll.partner_id,
+                    attempt_id=attempt,
+                    total_reported=poll.total_reported,
+                    records_received=poll.records_received,
+                    bad_records=poll.bad_records,
+                )
             loans_db.finish_poll_attempts(
                 conn,
                 [

@@ -120,6 +120,10 @@ poll_attempts = sa.Table(
     sa.Column("new_loans", sa.Integer),
     sa.Column("pages", sa.Integer),
     sa.Column("error", sa.Text),
+    # totalFilteredRecords as the server reported it, next to the loans its pages really held.
+    sa.Column("total_reported", sa.Integer),
+    sa.Column("records_received", sa.Integer),
+    sa.Column("bad_records", sa.Integer),
     sa.Index("ix_poll_attempts_partner_id_started_at", "partner_id", "started_at"),
     sa.Index("ix_poll_attempts_started_at", "started_at"),
 )

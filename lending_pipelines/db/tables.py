@@ -3,6 +3,7 @@
 from . import (
     common,  # noqa: F401
     escrow,  # noqa: F401
+    fineract_records,  # noqa: F401
     incidents,  # noqa: F401
     loans,  # noqa: F401
     payouts,  # noqa: F401

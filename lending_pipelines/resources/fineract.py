@@ -8,7 +8,10 @@ can be polled concurrently over one shared `httpx.AsyncClient`.
 Wire facts (see API_CONTRACTS.md §1): dates are `[y, m, d]` arrays, null fields are omitted,
 amounts are JSON numbers (parsed here as Decimal, never float), `httpStatusCode` in error bodies
 is a string. `GET /loans` returns everything when `limit` is missing, so a limit is always sent
-and pages are walked until `offset >= totalFilteredRecords`. Servers before 1.9 have no `status`
+and pages are walked until `offset >= totalFilteredRecords` or the first empty or short page,
+whichever comes first: a server whose total lies is not followed into thousands of empty pages,
+and the mismatch is reported. A malformed loan is set aside as a bad record (loan id, field,
+value) while the rest of its page is kept. Servers before 1.9 have no `status`
 parameter (they silently ignore it) but take `sqlSearch`; the filter mode is configuration, and
 every page is also filtered client-side so a wrong mode can never let other statuses through.
 """
@@ -194,6 +197,16 @@ class CommandResult:
 
 
 @dataclass(frozen=True)
+class BadLoanRecord:
+    """A loan in a listing that could not be parsed: set aside, named, never silently lost."""
+
+    loan_id: int | None
+    field: str
+    value: str
+    expected: str
+
+
+@dataclass(frozen=True)
 class LoanListing:
     """All loans of one status for one tenant, and how the listing went."""
 
@@ -202,6 +215,14 @@ class LoanListing:
     total_reported: int
     pages: int
     other_status_dropped: int = 0
+    bad_records: list[BadLoanRecord] = field(default_factory=list)
+    # Loan objects the pages actually carried (parsed or not), to compare with total_reported.
+    records_received: int = 0
+
+    @property
+    def total_mismatch(self) -> bool:
+        """The server's totalFilteredRecords differs from what its pages held."""
+        return self.records_received != self.total_reported
 
 
 # --- parsing -----------------------------------------------------------------------------
@@ -293,6 +314,25 @@ class _Fields:
         except ValueError:
             raise self._fail(name, value, expected) from None
         raise self._fail(name, value, expected)
+
+
+@dataclass
+class _Page:
+    total: int
+    size: int  # loan objects on the page, parsed or not
+    loans: list[FineractLoan] = field(default_factory=list)
+    bad: list[BadLoanRecord] = field(default_factory=list)
+
+
+def _bad_record(item: Any, error: FineractPayloadError) -> BadLoanRecord:
+    loan_id = item.get("id") if isinstance(item, dict) else None
+    shown = repr(error.value)
+    return BadLoanRecord(
+        loan_id=loan_id if isinstance(loan_id, int) and not isinstance(loan_id, bool) else None,
+        field=error.field,
+        value=shown if len(shown) <= 200 else shown[:197] + "...",
+        expected=str(error).rsplit("expected ", 1)[-1],
+    )
 
 
 def parse_loan(tenant: str, raw: Any) -> FineractLoan:
@@ -677,7 +717,8 @@ class FineractClient:
             params["sqlSearch"] = f"l.loan_status_id={int(status)}"
         return _Call("GET", "/loans", params=params)
 
-    def _parse_page(self, body: Any) -> tuple[int, list[FineractLoan]]:
+    def _parse_page(self, body: Any) -> _Page:
+        """One page; a malformed page fails the listing, a malformed loan only itself."""
         f = _Fields(self.tenant, None, body)
         total = f.integer("totalFilteredRecords")
         items = body.get("pageItems")
@@ -686,17 +727,33 @@ class FineractClient:
                 tenant=self.tenant, loan_id=None, field="pageItems", value=items,
                 expected="a list of loans",
             )  # fmt: skip
-        return total, [parse_loan(self.tenant, item) for item in items]
+        page = _Page(total=total, size=len(items))
+        for item in items:
+            try:
+                page.loans.append(parse_loan(self.tenant, item))
+            except FineractPayloadError as exc:
+                page.bad.append(_bad_record(item, exc))
+        return page
 
-    def _listing(self, status: int, pages: list[list[FineractLoan]], total: int) -> LoanListing:
+    def _is_last(self, page: _Page, offset: int) -> bool:
+        """No page after this one: the total is reached, or the page came back short."""
+        return page.size < self.config.page_size or offset + page.size >= page.total
+
+    def _listing(self, status: int, pages: list[_Page], total: int) -> LoanListing:
         seen: dict[int, FineractLoan] = {}
         dropped = 0
         for page in pages:
-            for loan in page:
+            for loan in page.loans:
                 if loan.status.id != status:
                     dropped += 1
                 else:
                     seen.setdefault(loan.id, loan)
+        received = sum(page.size for page in pages)
+        if received != total:
+            log.warning(
+                "Fineract tenant %r reported totalFilteredRecords=%d but its pages held %d "
+                "loan(s)", self.tenant, total, received,
+            )  # fmt: skip
         if dropped:
             log.warning(
                 "Fineract tenant %r returned %d loan(s) with a status other than %d; is "
@@ -709,20 +766,22 @@ class FineractClient:
             total_reported=total,
             pages=len(pages),
             other_status_dropped=dropped,
+            bad_records=[bad for page in pages for bad in page.bad],
+            records_received=received,
         )
 
     def list_loans(self, status: int = LoanStatusId.APPROVED) -> LoanListing:
-        """Every loan in `status`, page by page until `offset >= totalFilteredRecords`."""
-        pages: list[list[FineractLoan]] = []
-        offset, total = 0, None
-        while total is None or offset < total:
+        """Every loan in `status`, page by page until the total or a short page."""
+        pages: list[_Page] = []
+        offset = 0
+        while True:
             body, _ = self._send(self._page_call(status, offset))
-            total, loans = self._parse_page(body)
-            pages.append(loans)
-            if not loans:
+            page = self._parse_page(body)
+            pages.append(page)
+            if self._is_last(page, offset):
                 break
             offset += self.config.page_size
-        return self._listing(status, pages, total or 0)
+        return self._listing(status, pages, pages[0].total)
 
     async def alist_loans(
         self, status: int = LoanStatusId.APPROVED, *, http: httpx.AsyncClient | None = None
@@ -733,17 +792,25 @@ class FineractClient:
         if http is None:
             async with httpx.AsyncClient() as own:
                 return await self.alist_loans(status, http=own)
-        first = await self._asend(http, self._page_call(status, 0))
-        total, loans = self._parse_page(first)
-        offsets = range(self.config.page_size, total, self.config.page_size) if loans else []
-        gate = asyncio.Semaphore(self.config.page_concurrency)
+        size = self.config.page_size
+        pages = [self._parse_page(await self._asend(http, self._page_call(status, 0)))]
+        total = pages[0].total
 
-        async def fetch(offset: int) -> tuple[int, list[FineractLoan]]:
-            async with gate:
-                return self._parse_page(await self._asend(http, self._page_call(status, offset)))
+        async def fetch(offset: int) -> _Page:
+            return self._parse_page(await self._asend(http, self._page_call(status, offset)))
 
-        rest = await asyncio.gather(*(fetch(offset) for offset in offsets))
-        return self._listing(status, [loans] + [page for _, page in rest], total)
+        # Waves of `page_concurrency` pages, stopping at the first short page: a total that
+        # claims a million loans costs one wave past the real end, not ten thousand requests.
+        offset = 0
+        while not self._is_last(pages[-1], offset):
+            offsets = range(offset + size, total, size)[: self.config.page_concurrency]
+            wave = await asyncio.gather(*(fetch(o) for o in offsets))
+            for o, page in zip(offsets, wave, strict=True):
+                pages.append(page)
+                offset = o
+                if self._is_last(page, o):
+                    break
+        return self._listing(status, pages, total)
 
     # --- single objects ------------------------------------------------------------------
 

@@ -268,6 +268,10 @@ class _Tenant:
     idempotency: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     grown: int = 0
     command_requests: int = 0
+    # Faults a partner's server really shows: a totalFilteredRecords that lies, and loans
+    # whose fields are written wrong (e.g. a principal of "12,500.00").
+    claimed_total: int | None = None
+    corrupt_fields: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def add_loan(self, status_id: int = 200) -> _Loan:
         index = len(self.loans) + 1
@@ -417,7 +421,10 @@ class FineractSandbox(ProviderSandbox):
     def configure(self, body: dict) -> None:
         if not isinstance(body, dict) or not body:
             raise SandboxConfigError("fineract configure body must be a non-empty object")
-        known = {"tenants", "add_tenants", "add_loans", "lock_loans", "processing_delay_ms"}
+        known = {
+            "tenants", "add_tenants", "add_loans", "lock_loans", "processing_delay_ms",
+            "claim_total", "corrupt_loans",
+        }  # fmt: skip
         unknown = set(body) - known
         if unknown:
             raise SandboxConfigError(f"fineract configure: unknown key(s) {sorted(unknown)}")
@@ -441,6 +448,19 @@ class FineractSandbox(ProviderSandbox):
                 tenant.loans[loan_id].locked_for = int(spec.get("times", 1))
         if "processing_delay_ms" in body:
             self._processing_delay = int(body["processing_delay_ms"]) / 1000
+        if "claim_total" in body:
+            spec = body["claim_total"]
+            total = spec.get("total")
+            self._configured_tenant(spec).claimed_total = None if total is None else int(total)
+        if "corrupt_loans" in body:
+            spec = body["corrupt_loans"]
+            tenant = self._configured_tenant(spec)
+            for loan_id in spec.get("loan_ids", []):
+                if loan_id not in tenant.loans:
+                    raise SandboxConfigError(
+                        f"fineract tenant {tenant.spec.id!r}: no loan {loan_id}"
+                    )
+                tenant.corrupt_fields.setdefault(loan_id, {})[spec["field"]] = spec["value"]
 
     def _configured_tenant(self, spec: object) -> _Tenant:
         tenant_id = spec.get("tenant") if isinstance(spec, dict) else None
@@ -582,12 +602,12 @@ class FineractSandbox(ProviderSandbox):
                 "principal": lambda x: x.principal,
             }
             loans.sort(key=key[order_by], reverse=query.get("sortOrder", "ASC").upper() == "DESC")
-        total = len(loans)
+        total = len(loans) if tenant.claimed_total is None else tenant.claimed_total
         limit = _int_or_none(query.get("limit"))
         if limit is not None and limit > 0:
             offset = max(0, _int_or_none(query.get("offset")) or 0)
             loans = loans[offset : offset + limit]
-        items = [tenant.loan_view(x) for x in loans]
+        items = [{**tenant.loan_view(x), **tenant.corrupt_fields.get(x.id, {})} for x in loans]
         if query.get("fields"):  # partial response: only the named top-level fields
             wanted = [name.strip() for name in query["fields"].split(",")]
             items = [{k: item[k] for k in wanted if k in item} for item in items]
