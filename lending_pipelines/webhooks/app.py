@@ -33,6 +33,7 @@ from ..db.server import operational_url
 from ..settings import Settings, get_settings
 from .access_log import RedactedAccessLog
 from .config import TWILIO_AUTH_TOKEN_ENV, ReceiverConfig, ReceiverConfigError
+from .limits import CloseAfterRefusal
 from .mpesa import MPESA_CALLBACK_KINDS, mpesa_event_id, mpesa_route
 from .signatures import STRIPE_SIGNATURE_TOLERANCE_SECONDS
 from .stripe_events import stripe_route
@@ -114,5 +115,5 @@ def build_app(
             Route("/stripe/events", stripe_route(config, store), methods=["POST"]),
             Route("/twilio/status", twilio_route(config, store), methods=["POST"]),
         ],
-        middleware=[Middleware(RedactedAccessLog)],
+        middleware=[Middleware(RedactedAccessLog), Middleware(CloseAfterRefusal)],
     )

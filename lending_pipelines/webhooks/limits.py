@@ -73,3 +73,27 @@ async def read_body(request: Request, provider: str, timeout_seconds: float) -> 
     except ClientDisconnect:
         raise Refused(400, "client disconnected before the body was complete") from None
     return b"".join(chunks)
+
+
+class CloseAfterRefusal:
+    """Adds `Connection: close` to every error response, including the router's own 404/405:
+    otherwise the server would keep reading (and discarding) whatever body the client still
+    streams after the answer."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_closing(message) -> None:
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"connection" for name, _ in headers):
+                    headers.append((b"connection", b"close"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_closing)
