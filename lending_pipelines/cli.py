@@ -2,7 +2,7 @@
 
 lending dev                 database + migrations + seed + sandbox + receiver + dagster dev
 lending sandbox             the partner-API sandbox (LENDING_SANDBOX_URL's port)
-lending webhooks            the callback receiver (LENDING_WEBHOOKS_URL's port)
+lending webhooks            the callback receiver (--host/--port, plain HTTP behind a TLS proxy)
 lending db upgrade|downgrade|current|url
 lending seed                idempotent demo data
 lending secrets rotate      re-encrypt stored partner secrets with the first encryption key
@@ -51,9 +51,31 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_webhooks(args: argparse.Namespace) -> int:
-    from .webhooks.app import build_app
+    """Bind --host/--port (default LENDING_WEBHOOKS_HOST/PORT), never the public URL's host:
+    the public URL is https on the proxy that terminates TLS and forwards here."""
+    import logging
 
-    _serve(build_app(), get_settings().webhooks_url)
+    import uvicorn
+
+    from .webhooks.app import build_app
+    from .webhooks.config import ReceiverConfigError
+    from .webhooks.serve import receiver_config
+
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        app = build_app()
+    except ReceiverConfigError as exc:
+        print(f"lending webhooks: {exc}", file=sys.stderr)
+        return 2
+    config = receiver_config(
+        app,
+        args.host or settings.webhooks_host,
+        args.port or settings.webhooks_port,
+        request_timeout_seconds=settings.webhooks_request_timeout_seconds,
+        max_connections=settings.webhooks_max_connections,
+    )
+    uvicorn.Server(config).run()
     return 0
 
 
@@ -169,7 +191,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
     bin_dir = Path(sys.executable).parent
     commands = {
         "sandbox": [sys.executable, "-m", "lending_pipelines.cli", "sandbox"],
-        "webhooks": [sys.executable, "-m", "lending_pipelines.cli", "webhooks"],
+        # In dev the receiver's public URL is its local address (no proxy): bind its port.
+        "webhooks": [
+            *[sys.executable, "-m", "lending_pipelines.cli", "webhooks"],
+            *["--host", "127.0.0.1"],
+            *["--port", str(urlsplit(settings.webhooks_url).port or settings.webhooks_port)],
+        ],
         "dagster": [str(bin_dir / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(args.port)],
     }
     children = {
@@ -219,7 +246,10 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=DAGSTER_PORT)
     dev.set_defaults(func=cmd_dev)
     sub.add_parser("sandbox", help="run the partner-API sandbox").set_defaults(func=cmd_sandbox)
-    sub.add_parser("webhooks", help="run the callback receiver").set_defaults(func=cmd_webhooks)
+    webhooks = sub.add_parser("webhooks", help="run the callback receiver (plain HTTP)")
+    webhooks.add_argument("--host", help="bind address (default LENDING_WEBHOOKS_HOST)")
+    webhooks.add_argument("--port", type=int, help="bind port (default LENDING_WEBHOOKS_PORT)")
+    webhooks.set_defaults(func=cmd_webhooks)
     sub.add_parser("seed", help="load idempotent demo data").set_defaults(func=cmd_seed)
     secrets_ = sub.add_parser("secrets", help="manage encrypted partner secrets")
     secrets_.add_argument("action", choices=["rotate"])

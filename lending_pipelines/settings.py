@@ -7,6 +7,7 @@ configuration table lists the same variables (a test keeps the two in step).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -104,6 +105,20 @@ def _path(env: str, raw: str) -> Path:
     return (path if path.is_absolute() else PROJECT_ROOT / path).resolve()
 
 
+def _networks(env: str, raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """A comma-separated list of CIDRs (a bare address is a /32 or /128); empty: none."""
+    networks = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            expected = f"comma-separated CIDRs such as '196.201.214.0/24' (not {item!r})"
+            raise _fail(env, raw, expected) from None
+    return tuple(networks)
+
+
 RATE = _decimal(Decimal(0), Decimal(1))
 
 
@@ -157,7 +172,9 @@ class Settings:
         "LENDING_WEBHOOKS_URL",
         "http://127.0.0.1:8701",
         _url,
-        "Public base URL of the callback receiver, given to M-Pesa as ResultURL.",
+        "Public base URL of the callback receiver (https, at the TLS proxy), given to M-Pesa as "
+        "ResultURL and Twilio as StatusCallback; Twilio signatures are checked against it. "
+        "Never the bind address.",
     )
     mpesa_callback_token: str | None = setting(
         "LENDING_MPESA_CALLBACK_TOKEN",
@@ -173,6 +190,61 @@ class Settings:
         _optional_text,
         "Endpoint secret (whsec_...) verifying Stripe-Signature. Empty: Stripe events refused.",
         secret=True,
+    )
+    mpesa_callback_token_previous: str | None = setting(
+        "LENDING_MPESA_CALLBACK_TOKEN_PREVIOUS",
+        "",
+        _optional_text,
+        "The token being rotated out: the receiver accepts it too until every request sent "
+        "with it has been answered. At least 24 characters, like the current one.",
+        secret=True,
+    )
+    stripe_webhook_secret_previous: str | None = setting(
+        "LENDING_STRIPE_WEBHOOK_SECRET_PREVIOUS",
+        "",
+        _optional_text,
+        "The endpoint secret being rolled out: a Stripe-Signature matching either is accepted.",
+        secret=True,
+    )
+    webhooks_host: str = setting(
+        "LENDING_WEBHOOKS_HOST",
+        "127.0.0.1",
+        _text,
+        "Address `lending webhooks` binds (plain HTTP; TLS terminates at the proxy in front). "
+        "Never derived from LENDING_WEBHOOKS_URL; `--host` overrides it.",
+    )
+    webhooks_port: int = setting(
+        "LENDING_WEBHOOKS_PORT",
+        "8701",
+        _int(1),
+        "Port `lending webhooks` binds; `--port` overrides it.",
+    )
+    webhooks_request_timeout_seconds: int = setting(
+        "LENDING_WEBHOOKS_REQUEST_TIMEOUT_SECONDS",
+        "10",
+        _int(1),
+        "A request's headers, and then its body, must each arrive within this; slower clients "
+        "are disconnected (408).",
+    )
+    webhooks_max_connections: int = setting(
+        "LENDING_WEBHOOKS_MAX_CONNECTIONS",
+        "200",
+        _int(1),
+        "Open connections the receiver keeps; one more is answered 503 and closed at once.",
+    )
+    mpesa_allowed_networks: tuple = setting(
+        "LENDING_MPESA_ALLOWED_NETWORKS",
+        "",
+        _networks,
+        "Comma-separated CIDRs allowed to call the M-Pesa callback paths (Safaricom publishes "
+        "its callback addresses). Empty: any address (dev).",
+    )
+    webhooks_trusted_proxies: tuple = setting(
+        "LENDING_WEBHOOKS_TRUSTED_PROXIES",
+        "",
+        _networks,
+        "Comma-separated CIDRs of the proxies in front of the receiver; X-Forwarded-For is "
+        "honoured only from them. Empty: the peer address is the caller.",
     )
     # --- kill switches (also overridable in the feature_flags table) ----------------------
     cron_enabled: bool = setting(

@@ -25,12 +25,29 @@ def store_event(
 
 
 def unprocessed_events(
-    conn: Connection, provider: str, limit: int = 500, after_id: int = 0
+    conn: Connection,
+    provider: str,
+    limit: int = 500,
+    after_id: int = 0,
+    max_payload_bytes: int | None = None,
 ) -> list[sa.Row]:
-    """Events not yet applied, oldest first, locked so two appliers never take the same one."""
+    """Events not yet applied, oldest first, locked so two appliers never take the same one.
+
+    With `max_payload_bytes`, a payload larger than that (as JSON text) is not sent to us: the
+    row's `payload` is None and `payload_bytes` says how large it is, so a batch costs at most
+    `limit` x `max_payload_bytes` of memory whatever was stored."""
+    columns: list = list(inbound_events.c)
+    if max_payload_bytes is not None:
+        size = sa.func.octet_length(sa.cast(inbound_events.c.payload, sa.Text))
+        columns = [c for c in inbound_events.c if c.name != "payload"] + [
+            sa.case((size <= max_payload_bytes, inbound_events.c.payload), else_=sa.null()).label(
+                "payload"
+            ),
+            size.label("payload_bytes"),
+        ]
     return list(
         conn.execute(
-            sa.select(inbound_events)
+            sa.select(*columns)
             .where(
                 inbound_events.c.provider == provider,
                 inbound_events.c.processed_at.is_(None),
@@ -38,7 +55,7 @@ def unprocessed_events(
             )
             .order_by(inbound_events.c.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
+            .with_for_update(of=inbound_events, skip_locked=True)
         )
     )
 

@@ -35,6 +35,9 @@ PROVIDER = "twilio"
 BATCH_SIZE = 500
 MAX_BATCHES_PER_TICK = 10
 UNMATCHED_GRACE = timedelta(minutes=2)
+# A stored status form is under 16 KiB (the receiver's cap); a payload larger than this as JSON
+# was stored some other way and is reported by its size, never loaded.
+MAX_PAYLOAD_BYTES = 64 * 1024
 
 
 @dataclass
@@ -79,6 +82,11 @@ class StatusReport:
 def _update(event: sa.Row) -> DeliveryUpdate:
     """The delivery update a stored callback reports. ValueError names what is wrong."""
     payload: Any = event.payload
+    if payload is None and event.payload_bytes > MAX_PAYLOAD_BYTES:
+        raise ValueError(
+            f"twilio status callback: payload of {event.payload_bytes} bytes is over the "
+            f"{MAX_PAYLOAD_BYTES}-byte limit; not loaded"
+        )
     if not isinstance(payload, dict):
         raise ValueError(f"twilio status callback: payload is {type(payload).__name__}, not a form")
     callback = parse_status_callback({str(k): str(v) for k, v in payload.items()})
@@ -104,7 +112,13 @@ def apply_status_callbacks(
     after_id = 0
     for _ in range(max_batches):
         with engine.begin() as conn:
-            events = inbound.unprocessed_events(conn, PROVIDER, limit=batch_size, after_id=after_id)
+            events = inbound.unprocessed_events(
+                conn,
+                PROVIDER,
+                limit=batch_size,
+                after_id=after_id,
+                max_payload_bytes=MAX_PAYLOAD_BYTES,
+            )
             if not events:
                 return report
             after_id = events[-1].id

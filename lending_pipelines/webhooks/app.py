@@ -1,27 +1,28 @@
-"""The callback receiver (Starlette). Stores each event once, then answers.
+"""The callback receiver (Starlette). Stores each authenticated event once, then answers.
 
-    POST /mpesa/{token}/result     Daraja B2C / transaction-status results
+    POST /mpesa/{token}/result     Daraja B2C / transaction-status results     (mpesa.py)
     POST /mpesa/{token}/timeout    Daraja QueueTimeOutURL notifications
-    POST /stripe/events            Stripe webhooks, verified with Stripe-Signature
-    POST /twilio/status            Twilio message status callbacks (form)
+    POST /stripe/events            Stripe webhooks, Stripe-Signature (stripe_events.py)
+    POST /twilio/status            Twilio status callbacks, X-Twilio-Signature (twilio_status.py)
     GET  /health
 
 An event is committed to `inbound_events` before the 2xx goes out, so an acknowledged event is
 never lost; a redelivery hits the (provider, event_id) unique key and is acknowledged again
-without a second row. Daraja does not sign callbacks, so its URLs carry an unguessable token.
+without a second row. Daraja does not sign callbacks, so its URLs carry an unguessable token
+(two during a rotation) and may be limited to Safaricom's networks. Bodies are capped per
+provider and must arrive in time (limits.py); serve.py adds the server-level limits.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
+import os
+from collections.abc import Iterable
 
 import sqlalchemy as sa
-import stripe
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -30,15 +31,24 @@ from ..db.engine import get_engine
 from ..db.inbound import store_event
 from ..db.server import operational_url
 from ..settings import Settings, get_settings
+from .access_log import RedactedAccessLog
+from .config import TWILIO_AUTH_TOKEN_ENV, ReceiverConfig, ReceiverConfigError
+from .limits import CloseAfterRefusal
+from .mpesa import MPESA_CALLBACK_KINDS, mpesa_event_id, mpesa_route
+from .signatures import STRIPE_SIGNATURE_TOLERANCE_SECONDS
+from .stripe_events import stripe_route
+from .twilio_status import twilio_route
+
+__all__ = [
+    "MPESA_CALLBACK_KINDS",
+    "STRIPE_SIGNATURE_TOLERANCE_SECONDS",
+    "ReceiverConfigError",
+    "build_app",
+    "mpesa_callback_url",
+    "mpesa_event_id",
+]
 
 log = logging.getLogger(__name__)
-
-STRIPE_SIGNATURE_TOLERANCE_SECONDS = 300
-MPESA_CALLBACK_KINDS = ("result", "timeout")
-
-
-class ReceiverConfigError(RuntimeError):
-    """The receiver cannot start safely (e.g. no M-Pesa path token)."""
 
 
 def mpesa_callback_url(settings: Settings, kind: str = "result") -> str:
@@ -48,31 +58,40 @@ def mpesa_callback_url(settings: Settings, kind: str = "result") -> str:
     return f"{settings.webhooks_url}/mpesa/{settings.mpesa_callback_token}/{kind}"
 
 
-def mpesa_event_id(kind: str, body: dict, raw: bytes) -> tuple[str, str]:
-    """(event id, event type) of a Daraja callback; falls back to the body's digest."""
-    result = body.get("Result") if isinstance(body, dict) else None
-    if isinstance(result, dict):
-        conversation = result.get("ConversationID") or result.get("OriginatorConversationID")
-        if conversation:
-            return f"{kind}:{conversation}", f"mpesa.{kind}"
-    return f"{kind}:sha256:{hashlib.sha256(raw).hexdigest()}", f"mpesa.{kind}.unrecognised"
+def _given(value, default):
+    return value if value is not None else default
 
 
 def build_app(
     database_url: str | None = None,
     mpesa_token: str | None = None,
     stripe_webhook_secret: str | None = None,
+    *,
+    previous_mpesa_token: str | None = None,
+    previous_stripe_webhook_secret: str | None = None,
+    twilio_auth_token: str | None = None,
+    public_url: str | None = None,
+    mpesa_allowed_networks: Iterable | None = None,
+    trusted_proxies: Iterable | None = None,
+    body_timeout_seconds: float | None = None,
 ) -> Starlette:
+    """The receiver app; each argument left None comes from the settings (the Twilio auth token
+    from LENDING_TWILIO_AUTH_TOKEN)."""
     settings = get_settings()
-    token = mpesa_token if mpesa_token is not None else settings.mpesa_callback_token
-    if not token:
-        raise ReceiverConfigError(
-            "LENDING_MPESA_CALLBACK_TOKEN is not set: the M-Pesa callback path needs a secret token"
-        )
-    secret = (
-        stripe_webhook_secret
-        if stripe_webhook_secret is not None
-        else settings.stripe_webhook_secret
+    config = ReceiverConfig.build(
+        mpesa_token=_given(mpesa_token, settings.mpesa_callback_token),
+        previous_mpesa_token=_given(previous_mpesa_token, settings.mpesa_callback_token_previous),
+        stripe_secrets=(
+            _given(stripe_webhook_secret, settings.stripe_webhook_secret),
+            _given(previous_stripe_webhook_secret, settings.stripe_webhook_secret_previous),
+        ),
+        twilio_auth_token=_given(twilio_auth_token, os.environ.get(TWILIO_AUTH_TOKEN_ENV)),
+        public_url=_given(public_url, settings.webhooks_url),
+        mpesa_allowed_networks=_given(mpesa_allowed_networks, settings.mpesa_allowed_networks),
+        trusted_proxies=_given(trusted_proxies, settings.webhooks_trusted_proxies),
+        body_timeout_seconds=_given(
+            body_timeout_seconds, settings.webhooks_request_timeout_seconds
+        ),
     )
     url = database_url or operational_url(settings)
 
@@ -86,57 +105,15 @@ def build_app(
     async def store(provider: str, event_id: str, payload, event_type: str | None) -> bool:
         return await run_in_threadpool(store_sync, provider, event_id, payload, event_type)
 
-    async def mpesa(request: Request) -> Response:
-        # Constant-time comparison: the token is the only thing authenticating Daraja.
-        if not hmac.compare_digest(request.path_params["token"], token):
-            return JSONResponse({"error": "not found"}, status_code=404)
-        kind = request.path_params["kind"]
-        if kind not in MPESA_CALLBACK_KINDS:
-            return JSONResponse({"error": "not found"}, status_code=404)
-        raw = await request.body()
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = {"unparsed_body": raw.decode("utf-8", "replace")}
-        event_id, event_type = mpesa_event_id(kind, body, raw)
-        new = await store("mpesa", event_id, body, event_type)
-        log.info("mpesa %s callback %s stored=%s", kind, event_id, new)
-        # Daraja expects this acknowledgement shape.
-        return JSONResponse({"ResultCode": 0, "ResultDesc": "Accepted"})
-
-    async def stripe_events(request: Request) -> Response:
-        if not secret:
-            return JSONResponse({"error": "Stripe webhooks are not configured"}, status_code=400)
-        raw = await request.body()
-        signature = request.headers.get("stripe-signature", "")
-        try:
-            stripe.WebhookSignature.verify_header(
-                raw.decode("utf-8"), signature, secret, STRIPE_SIGNATURE_TOLERANCE_SECONDS
-            )
-            event = json.loads(raw)
-            event_id, event_type = event["id"], event.get("type")
-        except (stripe.SignatureVerificationError, ValueError, KeyError, TypeError):
-            log.warning("stripe event refused: bad signature or body")
-            return JSONResponse({"error": "invalid signature"}, status_code=400)
-        new = await store("stripe", event_id, event, event_type)
-        return JSONResponse({"received": True, "duplicate": not new})
-
-    async def twilio_status(request: Request) -> Response:
-        form = dict(await request.form())
-        sid, status = form.get("MessageSid"), form.get("MessageStatus")
-        if not sid or not status:
-            return JSONResponse({"error": "MessageSid and MessageStatus required"}, status_code=400)
-        await store("twilio", f"{sid}:{status}", form, f"twilio.message.{status}")
-        return Response(status_code=204)
-
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
     return Starlette(
         routes=[
             Route("/health", health),
-            Route("/mpesa/{token}/{kind:str}", mpesa, methods=["POST"]),
-            Route("/stripe/events", stripe_events, methods=["POST"]),
-            Route("/twilio/status", twilio_status, methods=["POST"]),
-        ]
+            Route("/mpesa/{token}/{kind:str}", mpesa_route(config, store), methods=["POST"]),
+            Route("/stripe/events", stripe_route(config, store), methods=["POST"]),
+            Route("/twilio/status", twilio_route(config, store), methods=["POST"]),
+        ],
+        middleware=[Middleware(RedactedAccessLog), Middleware(CloseAfterRefusal)],
     )

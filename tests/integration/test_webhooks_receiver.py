@@ -14,9 +14,11 @@ import stripe
 
 from lending_pipelines.db.common import inbound_events
 from lending_pipelines.sandbox.server import BackgroundServer, free_port
+from lending_pipelines.sandbox.twilio import twilio_signature
 from lending_pipelines.webhooks.app import ReceiverConfigError, build_app
 
-TOKEN = "cb-token-7f3a9c"
+TOKEN = "cb-token-7f3a9c-0123456789abcdef"
+TWILIO_TOKEN = "receiver-test-twilio-auth-token-1"
 WHSEC = "whsec_test_receiver"
 
 
@@ -42,7 +44,12 @@ def signed(payload: str, secret: str = WHSEC) -> str:
 @pytest.fixture
 def receiver(db, db_url):
     server = BackgroundServer(
-        build_app(database_url=db_url, mpesa_token=TOKEN, stripe_webhook_secret=WHSEC),
+        build_app(
+            database_url=db_url,
+            mpesa_token=TOKEN,
+            stripe_webhook_secret=WHSEC,
+            twilio_auth_token=TWILIO_TOKEN,
+        ),
         health_path="/health",
     ).start()
     yield server
@@ -106,10 +113,13 @@ def test_a_stripe_event_with_a_bad_signature_is_refused_and_not_stored(receiver,
 
 
 def test_twilio_status_callbacks_are_stored_per_message_and_status(receiver, db):
+    url = f"{receiver.base_url}/twilio/status"
     for status in ("sent", "delivered", "delivered"):
+        form = {"MessageSid": "SM" + "a" * 32, "MessageStatus": status}
         answer = httpx.post(
-            f"{receiver.base_url}/twilio/status",
-            data={"MessageSid": "SM" + "a" * 32, "MessageStatus": status},
+            url,
+            data=form,
+            headers={"X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, url, form)},
         )
         assert answer.status_code == 204
     assert stored(db) == [
@@ -128,7 +138,8 @@ def test_an_acknowledged_event_survives_the_receiver_being_killed(db, db_url):
     env = {
         **os.environ,
         "LENDING_DATABASE_URL": db_url,
-        "LENDING_WEBHOOKS_URL": f"http://127.0.0.1:{port}",
+        "LENDING_WEBHOOKS_URL": "https://hooks.example.test",
+        "LENDING_WEBHOOKS_PORT": str(port),
         "LENDING_MPESA_CALLBACK_TOKEN": TOKEN,
     }
 

@@ -241,7 +241,12 @@ def test_a_tick_stops_after_its_batches_and_the_next_one_continues(db):
 @pytest.fixture
 def receiver(db, db_url):
     server = BackgroundServer(
-        build_app(database_url=db_url, mpesa_token="cb-token-test", stripe_webhook_secret=""),
+        build_app(
+            database_url=db_url,
+            mpesa_token="cb-token-test-0123456789abcdef",
+            stripe_webhook_secret="",
+            twilio_auth_token=DEV_AUTH_TOKEN,  # the sandbox signs its callbacks with it
+        ),
         health_path="/health",
     ).start()
     yield server
