@@ -16,19 +16,20 @@ from lending_pipelines.assets.escrow import ESCROW_ASSETS, ESCROW_JOBS, TIMEZONE
 from lending_pipelines.db.escrow import auto_deduct_settings, escrows, repayments
 from lending_pipelines.resources.blnk import BlnkResource
 from lending_pipelines.seed.escrow import ESCROW_POOL, WHOLESALERS, wallet_balance_id
-from tests.e2e.test_escrow_workflow import (  # noqa: F401  (fixtures)
+from tests.e2e import test_escrow_workflow as workflow
+from tests.e2e.test_escrow_workflow import (
     EXPECTED_DEDUCTIONS,
     audits,
     checks,
     debts,
-    defs,
     escrow_id,
     escrow_status,
     ledger,
     materialization,
     run_job,
-    seeded,
 )
+
+seeded, defs = workflow.seeded, workflow.defs  # fixtures
 
 TODAY = datetime.now(ZoneInfo(TIMEZONE)).date()
 YESTERDAY = TODAY - timedelta(days=1)
@@ -98,18 +99,20 @@ def test_pending_repayment_from_yesterday_is_settled_before_todays_deductions(
         defs, "auto_deduct_job", partition_key=YESTERDAY.isoformat(), raise_on_error=False
     )
     assert not crashed.success
-    assert before_ledger[wallet_balance_id("R-001")] - ledger(sandbox)[
-        wallet_balance_id("R-001")
-    ] == 100_000  # moved in the ledger, not recorded
+    assert (
+        before_ledger[wallet_balance_id("R-001")] - ledger(sandbox)[wallet_balance_id("R-001")]
+        == 100_000
+    )  # moved in the ledger, not recorded
     monkeypatch.setattr(runs, "apply_repayment", real)
 
     result = run_job(defs, "auto_deduct_job", partition_key=TODAY.isoformat())
     # Yesterday's intents were settled first, so today started from the reduced debts.
     assert {r["status"] for r in repayment_rows(seeded)} == {"applied"}
     assert debts(seeded)["R-001"] == 0
-    assert before_ledger[wallet_balance_id("R-001")] - ledger(sandbox)[
-        wallet_balance_id("R-001")
-    ] == 100_000
+    assert (
+        before_ledger[wallet_balance_id("R-001")] - ledger(sandbox)[wallet_balance_id("R-001")]
+        == 100_000
+    )
     today = {r["retailer_id"]: r["amount"] for r in repayment_rows(seeded)
              if r["business_date"] == TODAY}  # fmt: skip
     assert "R-001" not in today
@@ -139,7 +142,8 @@ def test_a_queued_deduction_the_ledger_applied_is_recorded_as_applied_and_reduce
     outcomes = {t["reference"]: t for t in ledger_transactions(sandbox, "auto-deduct:")}
     for retailer, row in rows.items():
         child = outcomes[f"{row['ledger_reference']}_q"]
-        assert (child["status"], row["ledger_transaction_id"]) == ("APPLIED", child["transaction_id"])
+        assert child["status"] == "APPLIED"
+        assert row["ledger_transaction_id"] == child["transaction_id"]
         assert before_debts[retailer] - debts(seeded)[retailer] == EXPECTED_DEDUCTIONS[retailer]
     assert_debts_follow_the_ledger(seeded, sandbox, before_ledger, before_debts)
     assert checks(result) == {"repayments_match_ledger_one_to_one": True}
@@ -266,4 +270,3 @@ def test_the_operators_reason_is_written_with_each_money_change_of_a_manual_auto
     assert {(e["actor"], e["reason"].split(": ", 1)[0]) for e in entries} == {
         ("ops@example.com", "missed the 23:00 run")
     }
-
