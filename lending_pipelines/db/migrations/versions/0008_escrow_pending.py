@@ -41,7 +41,30 @@ CREATE TRIGGER retailer_debts_not_repaid_below_zero
 """
 
 
+def _refuse_several_pending() -> None:
+    """The unique index cannot be built while a retailer has two pending repayments (left by
+    crashes on two days before this version): name them instead of failing obscurely."""
+    rows = (
+        op.get_bind()
+        .execute(
+            sa.text(
+                "SELECT retailer_id, string_agg(CAST(business_date AS text), ', ' "
+                "ORDER BY business_date) FROM lending.repayments WHERE status = 'pending' "
+                "GROUP BY retailer_id, currency HAVING count(*) > 1 ORDER BY retailer_id"
+            )
+        )
+        .all()
+    )
+    if rows:
+        listed = "; ".join(f"{retailer}: {days}" for retailer, days in rows)
+        raise RuntimeError(
+            "repayments: several pending repayments per retailer "
+            f"({listed}); re-run auto_deductions for those dates to settle them, then upgrade"
+        )
+
+
 def upgrade() -> None:
+    _refuse_several_pending()
     op.execute(NOT_BELOW_ZERO)
     op.create_index(
         "uq_repayments_one_pending_per_retailer",
