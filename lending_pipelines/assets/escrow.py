@@ -6,8 +6,9 @@ Two daily assets partitioned by business day in LENDING_ESCROW_TIMEZONE (Africa/
                    that just ended.
   auto_deductions  23:00 — the day's share of each enabled retailer's debt moves from the
                    wallet to the repayment pool; the schedule runs the current day.
-Launchpad jobs (typed config, audited with the actor): release one escrow now, run either for a
-date (dry_run by default), mark an escrow disputed. Both schedules skip while CRON_ENABLED is
+Launchpad jobs (typed config, audited with the actor and reason): release one escrow now, run
+either for a date (all three dry_run by default), mark an escrow disputed. Both schedules skip
+while CRON_ENABLED is
 off; a failed run alerts (sensors/run_failures.py).
 """
 
