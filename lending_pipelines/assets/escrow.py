@@ -6,8 +6,9 @@ Two daily assets partitioned by business day in LENDING_ESCROW_TIMEZONE (Africa/
                    that just ended.
   auto_deductions  23:00 — the day's share of each enabled retailer's debt moves from the
                    wallet to the repayment pool; the schedule runs the current day.
-Launchpad jobs (typed config, audited with the actor): release one escrow now, run either for a
-date (dry_run by default), mark an escrow disputed. Both schedules skip while CRON_ENABLED is
+Launchpad jobs (typed config, audited with the actor and reason): release one escrow now, run
+either for a date (all three dry_run by default), mark an escrow disputed. Both schedules skip
+while CRON_ENABLED is
 off; a failed run alerts (sensors/run_failures.py).
 """
 
@@ -100,6 +101,7 @@ def _report_metadata(report: RunReport, moved_columns: list[str]) -> dict:
         "skipped": len(report.skipped),
         "skipped_by_reason": dg.MetadataValue.json(report.skipped_by_reason),
         "failed": len(report.failed),
+        "awaiting_ledger": len(report.awaiting),
         "duration_seconds": round(report.duration_seconds, 3),
         "moved_detail": markdown_table(report.moved, moved_columns),
         "skipped_detail": markdown_table(skipped, ["id", "reason"]),
@@ -132,15 +134,17 @@ def _check_releases(
         releases = releases_on(conn, business_date)
     mismatches, ledger_total = [], 0
     for release in releases:
-        txn = blnk.find_transaction_by_reference(release["ledger_reference"])
+        outcome = blnk.read_outcome(release["ledger_reference"])
+        txn = None if outcome is None else outcome.transaction
         if txn is None:
-            mismatches.append(f"{release['ledger_reference']}: not in the ledger")
+            mismatches.append(f"{release['ledger_reference']}: no outcome in the ledger")
             continue
         ledger_total += txn.precise_amount
-        found = (txn.transaction_id, txn.precise_amount, txn.destination, txn.status)
+        found = (txn.transaction_id, txn.precise_amount, txn.source, txn.destination, txn.status)
         expected = (
             release["ledger_transaction_id"],
             release["amount"],
+            release["source_balance_id"],
             release["destination_balance_id"],
             "APPLIED",
         )
@@ -175,7 +179,8 @@ def _check_repayments(
     pending = [r.retailer_id for r in records if r.status == "pending"]
     mismatches = []
     for repayment in applied:
-        txn = blnk.find_transaction_by_reference(repayment.ledger_reference)
+        outcome = blnk.read_outcome(repayment.ledger_reference)
+        txn = None if outcome is None else outcome.transaction
         found = (
             None
             if txn is None
@@ -315,7 +320,9 @@ class ActorConfig(dg.Config):
 
 class ReleaseEscrowNowConfig(ActorConfig):
     escrow_id: int = Field(description="The held escrow to release now, due or not.")
-    dry_run: bool = Field(default=False, description="Report what would move; move nothing.")
+    dry_run: bool = Field(
+        default=True, description="Report what would move; move nothing. Set false to move money."
+    )
 
 
 class RunForDateConfig(ActorConfig):
@@ -440,6 +447,7 @@ def run_auto_deduct_now(
         run_id=context.run.run_id,
         dry_run=config.dry_run,
         log=context.log,
+        reason=config.reason,
     )
     _audit_manual_run(
         database,
@@ -469,9 +477,12 @@ def dispute_escrow(
     actor = config.checked_actor()
     reference = escrow_release_reference(config.escrow_id)
     try:
-        released = blnk.find_transaction_by_reference(reference)
+        outcome = blnk.read_outcome(reference)
     except BlnkError as exc:
         raise dg.Failure(f"cannot check {reference} in the ledger: {exc}") from exc
+    if outcome is not None and outcome.awaiting:
+        raise dg.Failure(f"{reference} is queued in the ledger; dispute it once it is settled")
+    released = None if outcome is None else outcome.transaction
     with database.begin() as conn:
         if released is not None and released.status == "APPLIED":
             held = [
@@ -479,7 +490,18 @@ def dispute_escrow(
                 for candidate in release_candidates(conn, escrow_id=config.escrow_id)
                 if candidate.status == "held"
             ]
-            if held:
+            if held and outcome is not None:
+                difference = outcome.differences(
+                    amount=held[0].amount,
+                    currency=held[0].currency,
+                    source=str(held[0].source_balance_id),
+                    destination=str(held[0].destination_balance_id),
+                )
+                if difference:  # not our release: an alert, not an update
+                    raise dg.Failure(
+                        f"{reference} in the ledger ({released.transaction_id}) is not this "
+                        f"escrow's release: {'; '.join(difference)}; nothing recorded"
+                    )
                 record_release(
                     conn,
                     held[0],

@@ -2,21 +2,23 @@
 
 Both follow the same shape: load what is due (set-based SQL), set aside bad data with a reason
 (audited, logged, never fatal), call Blnk once per transfer with a deterministic reference, and
-record each outcome in its own database transaction right after the call, so a crash loses at
-most the record of one transfer — which the next run recovers by reference instead of moving
-the money again.
+record each outcome in the database transaction that holds the escrow's (or repayment's) row
+lock across the call, so a crash loses at most the record of one transfer — which the next run
+recovers by reference instead of moving the money again — and a concurrent run skips what is
+locked (db/escrow_settle.py).
+
+Blnk's answer is never taken at face value: a QUEUED answer is read back through its `<ref>_q`
+outcome (still queued: nothing is recorded, the next run asks again), and the transfer found
+under our reference must match our intent in amount, currency, source and destination. One that
+does not is an alert (audit entry, failed run), not an update.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
 
-from ..db.audit import record_audits
 from ..db.escrow import (
     ReleaseCandidate,
     Repayment,
@@ -24,119 +26,25 @@ from ..db.escrow import (
     auto_deduct_candidates,
     auto_deduct_reference,
     compute_deductions,
-    create_repayment_intents,
     fail_repayment,
     record_release,
     release_candidates,
-    repayments_on,
+)
+from ..db.escrow_settle import (
+    create_guarded_intents,
+    lock_held_escrow,
+    lock_pending_repayment,
+    pending_repayments,
+    record_ledger_mismatch,
 )
 from ..domain.currency import minor_units_per_major
 from ..domain.deduction import percentage_basis_points
 from ..resources.blnk import BlnkError, BlnkResource
 from ..resources.database import DatabaseResource
 from ..settings import Settings
+from .escrow_report import Failed, RunReport, Skipped, audit_skips, outcome_problem
 
-# Skip reasons that mean the data is wrong (audited), as opposed to a rule saying "not today".
-BAD_DATA_PREFIXES = (
-    "unknown_currency",
-    "negative_debt",
-    "not_wallet_currency",
-    "missing_wallet_balance",
-    "missing_repayment_pool_balance",
-    "missing_wholesaler_balance",
-    "missing_escrow_pool_balance",
-    "wallet_currency_mismatch",
-    "wallet_not_in_ledger",
-)
-
-
-@dataclass(frozen=True)
-class Skipped:
-    entity_id: str
-    reason: str
-
-    @property
-    def kind(self) -> str:
-        return self.reason.split(":", 1)[0]
-
-    @property
-    def bad_data(self) -> bool:
-        return self.kind in BAD_DATA_PREFIXES
-
-
-@dataclass(frozen=True)
-class Failed:
-    entity_id: str
-    error: str
-    retryable: bool
-
-
-@dataclass
-class RunReport:
-    """What a run did, in numbers an operator reads in the UI."""
-
-    business_date: date
-    dry_run: bool
-    moved: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    failed: list[Failed] = field(default_factory=list)
-    planned: list[dict[str, Any]] = field(default_factory=list)
-    duration_seconds: float = 0.0
-
-    @property
-    def amount_by_currency(self) -> dict[str, int]:
-        totals: dict[str, int] = defaultdict(int)
-        for row in self.moved:
-            totals[row["currency"]] += row["amount"]
-        return dict(sorted(totals.items()))
-
-    @property
-    def recovered(self) -> int:
-        return sum(1 for row in self.moved if row["recovered"])
-
-    @property
-    def skipped_by_reason(self) -> dict[str, int]:
-        return dict(sorted(Counter(skip.kind for skip in self.skipped).items()))
-
-    @property
-    def any_retryable_failure(self) -> bool:
-        return any(failure.retryable for failure in self.failed)
-
-
-def _audit_skips(
-    database: DatabaseResource,
-    skips: list[Skipped],
-    *,
-    entity: str,
-    action: str,
-    actor: str,
-    run_id: str | None,
-    business_date: date,
-    log: logging.Logger,
-) -> None:
-    """Bad data gets an audit entry (one statement for all) and a warning line each."""
-    bad = [skip for skip in skips if skip.bad_data]
-    for skip in bad:
-        log.warning("%s %s skipped for %s: %s", entity, skip.entity_id, business_date, skip.reason)
-    if not bad:
-        return
-    with database.begin() as conn:
-        record_audits(
-            conn,
-            [
-                {
-                    "actor": actor,
-                    "action": action,
-                    "entity": entity,
-                    "entity_id": skip.entity_id,
-                    "new_value": {"business_date": business_date},
-                    "reason": skip.reason,
-                    "run_id": run_id,
-                }
-                for skip in bad
-            ],
-        )
-
+__all__ = ["Failed", "RunReport", "Skipped", "release_escrows", "run_auto_deduct"]
 
 # --- escrow release ---------------------------------------------------------------------------
 
@@ -174,7 +82,7 @@ def release_escrows(
         report.planned = [_release_row(candidate, None, False) for candidate in ready]
         report.duration_seconds = time.monotonic() - started
         return report
-    _audit_skips(
+    audit_skips(
         database,
         report.skipped,
         entity="escrow",
@@ -222,65 +130,89 @@ def _release_one(
     log: logging.Logger,
 ) -> None:
     escrow = str(candidate.escrow_id)
-    try:
-        posted = blnk.create_transaction(
-            reference=candidate.reference,
-            source=candidate.source_balance_id,
-            destination=candidate.destination_balance_id,
-            precise_amount=candidate.amount,
-            currency=candidate.currency,
-            precision=minor_units_per_major(candidate.currency),
-            description=(
-                f"Escrow {candidate.escrow_id} release to wholesaler {candidate.wholesaler_id} "
-                f"(order {candidate.order_id})"
-            ),
-            meta_data={
-                "escrow_id": candidate.escrow_id,
-                "order_id": candidate.order_id,
-                "wholesaler_id": candidate.wholesaler_id,
-            },
-        )
-    except BlnkError as exc:
-        log.error("escrow %s release failed: %s", escrow, exc)
-        report.failed.append(Failed(escrow, str(exc), exc.retryable))
-        return
-    txn = posted.transaction
-    found = (txn.status, txn.precise_amount, txn.currency, txn.destination)
-    expected = ("APPLIED", candidate.amount, candidate.currency, candidate.destination_balance_id)
-    if found != expected:
-        error = (
-            f"ledger transaction {txn.transaction_id} for {candidate.reference} is "
-            f"{found}, expected {expected}; escrow left held for investigation"
-        )
-        log.error("escrow %s: %s", escrow, error)
-        report.failed.append(Failed(escrow, error, retryable=False))
-        return
+    source, destination = candidate.source_balance_id, candidate.destination_balance_id
+    assert source is not None and destination is not None  # candidate.problem is None
+    # The escrow row stays locked from the post to the record: a concurrent run skips it, and a
+    # crash rolls back to `held`, which the next run recovers by reference.
     with database.begin() as conn:
-        recorded = record_release(
+        if not lock_held_escrow(conn, candidate.escrow_id):
+            report.skipped.append(Skipped(escrow, "not_held: released or being released"))
+            return
+        try:
+            outcome = blnk.transfer(
+                reference=candidate.reference,
+                source=source,
+                destination=destination,
+                precise_amount=candidate.amount,
+                currency=candidate.currency,
+                precision=minor_units_per_major(candidate.currency),
+                description=(
+                    f"Escrow {candidate.escrow_id} release to wholesaler "
+                    f"{candidate.wholesaler_id} (order {candidate.order_id})"
+                ),
+                meta_data={
+                    "escrow_id": candidate.escrow_id,
+                    "order_id": candidate.order_id,
+                    "wholesaler_id": candidate.wholesaler_id,
+                },
+            )
+        except BlnkError as exc:
+            log.error("escrow %s release failed: %s", escrow, exc)
+            report.failed.append(Failed(escrow, str(exc), exc.retryable))
+            return
+        if outcome.awaiting:
+            log.warning("escrow %s: %s is queued in the ledger; left held", escrow,
+                        outcome.reference)  # fmt: skip
+            report.awaiting.append(escrow)
+            return
+        txn = outcome.transaction
+        assert txn is not None
+        problem = outcome_problem(
+            outcome,
+            amount=candidate.amount,
+            currency=candidate.currency,
+            source=source,
+            destination=destination,
+        )
+        if problem is not None:
+            error = (
+                f"ledger transaction {txn.transaction_id} for {candidate.reference}: {problem}"
+                + (f" ({txn.rejection_reason})" if txn.rejection_reason else "")
+                + "; escrow left held for investigation"
+            )
+            log.error("escrow %s: %s", escrow, error)
+            report.failed.append(Failed(escrow, error, retryable=False))
+            if txn.status != "REJECTED":  # a refusal moved nothing; anything else is an incident
+                record_ledger_mismatch(
+                    conn,
+                    action="escrow.ledger_mismatch",
+                    entity="escrow",
+                    entity_id=escrow,
+                    reference=candidate.reference,
+                    transaction_id=txn.transaction_id,
+                    problem=problem,
+                    intent=_release_row(candidate, None, False),
+                    actor=actor,
+                    run_id=run_id,
+                )
+            return
+        record_release(
             conn,
             candidate,
             business_date=report.business_date,
             transaction_id=txn.transaction_id,
-            recovered=posted.already_applied,
+            recovered=outcome.recovered,
             actor=actor,
             reason=reason,
             run_id=run_id,
         )
-    if not recorded:
-        error = (
-            f"escrow changed state while being released; ledger transaction "
-            f"{txn.transaction_id} ({candidate.reference}) moved the money"
-        )
-        log.error("escrow %s: %s", escrow, error)
-        report.failed.append(Failed(escrow, error, retryable=False))
-        return
-    if posted.already_applied:
+    if outcome.recovered:
         log.warning(
             "escrow %s was already released in the ledger (%s); recorded now",
             escrow,
             txn.transaction_id,
         )
-    report.moved.append(_release_row(candidate, txn.transaction_id, posted.already_applied))
+    report.moved.append(_release_row(candidate, txn.transaction_id, outcome.recovered))
 
 
 # --- auto-deduct ----------------------------------------------------------------------------------
@@ -296,35 +228,46 @@ def run_auto_deduct(
     run_id: str | None,
     dry_run: bool,
     log: logging.Logger,
+    reason: str | None = None,
 ) -> RunReport:
     """Deduct today's share of debt from every eligible retailer's wallet into the repayment
     pool, reference `auto-deduct:<retailer>:<business date>`.
 
-    Intents left pending by an earlier run of the same date (a crash after the post) are posted
-    again first, with their original amount: the ledger recognises the reference.
+    First every pending repayment, whatever its date (a crash after the post, a post still in
+    Blnk's queue), is settled by reference with its original amount, so today's deductions are
+    computed from the debts as the ledger left them. `reason` (a Launchpad operator's) goes into
+    the audit entry written with each debt reduction.
     """
     started = time.monotonic()
     percentage_basis_points(settings.auto_deduct_percent)  # a bad default fails before any work
     report = RunReport(business_date=business_date, dry_run=dry_run)
+    if not dry_run:
+        with database.begin() as conn:
+            leftover = pending_repayments(conn)
+        if leftover:
+            log.warning("auto-deduct %s: settling %d pending repayment(s) first (%s)",
+                        business_date, len(leftover),
+                        sorted({str(r.business_date) for r in leftover}))  # fmt: skip
+        for repayment in leftover:
+            _deduct_one(database, blnk, repayment, report, actor, run_id, log, reason)
     with database.begin() as conn:
         candidates = auto_deduct_candidates(conn, business_date)
     readings: list[tuple[str, int]] = []
-    wallets: dict[str, str] = {}
-    pools: dict[str, str] = {}
+    by_retailer = {}
     for candidate in candidates:
         problem = candidate.problem(settings.wallet_currency)
         if problem is not None:
             report.skipped.append(Skipped(candidate.retailer_id, problem))
             continue
         try:
-            wallet = blnk.get_balance(candidate.wallet_balance_id)
+            wallet = blnk.get_balance(str(candidate.wallet_balance_id))
         except BlnkError as exc:
             if exc.retryable:  # an outage is a failure to retry, not a reason to skip quietly
                 error = f"wallet {candidate.wallet_balance_id} unreadable: {exc}"
                 report.failed.append(Failed(candidate.retailer_id, error, retryable=True))
             else:
-                reason = f"wallet_not_in_ledger: {candidate.wallet_balance_id}: {exc}"
-                report.skipped.append(Skipped(candidate.retailer_id, reason))
+                reason_ = f"wallet_not_in_ledger: {candidate.wallet_balance_id}: {exc}"
+                report.skipped.append(Skipped(candidate.retailer_id, reason_))
             continue
         if wallet.currency != candidate.currency:
             report.skipped.append(
@@ -337,8 +280,7 @@ def run_auto_deduct(
             continue
         # Funds held by inflight debits cannot be deducted: use what is available.
         readings.append((candidate.retailer_id, wallet.available))
-        wallets[candidate.retailer_id] = candidate.wallet_balance_id
-        pools[candidate.retailer_id] = candidate.pool_balance_id
+        by_retailer[candidate.retailer_id] = candidate
 
     with database.begin() as conn:
         computed = compute_deductions(
@@ -348,33 +290,39 @@ def run_auto_deduct(
             default_percentage=settings.auto_deduct_percent,
             default_minimum=settings.min_wallet_balance_minor,
         )
-        intents = []
-        for row in computed:
-            if row.amount == 0:
-                report.skipped.append(Skipped(row.retailer_id, str(row.skip_reason)))
-                continue
-            intents.append(
-                {
-                    "retailer_id": row.retailer_id,
-                    "business_date": business_date,
-                    "currency": settings.wallet_currency,
-                    "amount": row.amount,
-                    "debt_before": row.debt,
-                    "wallet_balance_before": row.wallet_balance,
-                    "limited_by": str(row.limited_by),
-                    "source_balance_id": wallets[row.retailer_id],
-                    "destination_balance_id": pools[row.retailer_id],
-                    "ledger_reference": auto_deduct_reference(row.retailer_id, business_date),
-                    "run_id": run_id,
-                }
-            )
-        if dry_run:
-            report.planned = intents
-            report.duration_seconds = time.monotonic() - started
-            return report
-        create_repayment_intents(conn, intents)
+    intents = []
+    for row in computed:
+        if row.amount == 0:
+            report.skipped.append(Skipped(row.retailer_id, str(row.skip_reason)))
+            continue
+        candidate = by_retailer[row.retailer_id]
+        intents.append(
+            {
+                "retailer_id": row.retailer_id,
+                "business_date": business_date,
+                "currency": settings.wallet_currency,
+                "amount": row.amount,
+                "debt_before": row.debt,
+                "wallet_balance_before": row.wallet_balance,
+                "limited_by": str(row.limited_by),
+                "source_balance_id": candidate.wallet_balance_id,
+                "destination_balance_id": candidate.pool_balance_id,
+                "ledger_reference": auto_deduct_reference(row.retailer_id, business_date),
+                "run_id": run_id,
+                "debt_version": candidate.debt_version,
+            }
+        )
+    if dry_run:
+        report.planned = [
+            {k: v for k, v in intent.items() if k != "debt_version"} for intent in intents
+        ]
+        report.duration_seconds = time.monotonic() - started
+        return report
+    with database.begin() as conn:
+        created, refused = create_guarded_intents(conn, intents, business_date)
+    report.skipped.extend(Skipped(retailer, why) for retailer, why in refused.items())
 
-    _audit_skips(
+    audit_skips(
         database,
         report.skipped,
         entity="retailer",
@@ -384,18 +332,17 @@ def run_auto_deduct(
         business_date=business_date,
         log=log,
     )
-    with database.begin() as conn:
-        pending = repayments_on(conn, business_date, status="pending")
-    for repayment in pending:
-        _deduct_one(database, blnk, repayment, report, actor, run_id, log)
+    for repayment in created:
+        _deduct_one(database, blnk, repayment, report, actor, run_id, log, reason)
     report.duration_seconds = time.monotonic() - started
     log.info(
-        "auto-deduct %s: %d deducted %s, %d skipped %s, %d failed",
+        "auto-deduct %s: %d deducted %s, %d skipped %s, %d awaiting the ledger, %d failed",
         business_date,
         len(report.moved),
         report.amount_by_currency,
         len(report.skipped),
         report.skipped_by_reason,
+        len(report.awaiting),
         len(report.failed),
     )
     return report
@@ -404,65 +351,110 @@ def run_auto_deduct(
 def _deduct_one(
     database: DatabaseResource,
     blnk: BlnkResource,
-    repayment: Repayment,
+    intent: Repayment,
     report: RunReport,
     actor: str,
     run_id: str | None,
     log: logging.Logger,
+    reason: str | None,
 ) -> None:
-    retailer = repayment.retailer_id
-    try:
-        posted = blnk.create_transaction(
-            reference=repayment.ledger_reference,
+    """Post one pending repayment (its stored amount and reference) and record the outcome,
+    holding the repayment's row lock from the post to the record."""
+    retailer = intent.retailer_id
+    with database.begin() as conn:
+        repayment = lock_pending_repayment(conn, intent.id)
+        if repayment is None:  # settled meanwhile, or another run is settling it
+            return
+        try:
+            outcome = blnk.transfer(
+                reference=repayment.ledger_reference,
+                source=repayment.source_balance_id,
+                destination=repayment.destination_balance_id,
+                precise_amount=repayment.amount,
+                currency=repayment.currency,
+                precision=minor_units_per_major(repayment.currency),
+                description=f"Auto-deduct {repayment.business_date} for retailer {retailer}",
+                meta_data={
+                    "retailer_id": retailer,
+                    "business_date": repayment.business_date.isoformat(),
+                    "limited_by": repayment.limited_by,
+                },
+            )
+        except BlnkError as exc:
+            log.error("auto-deduct for retailer %s failed: %s", retailer, exc)
+            report.failed.append(Failed(retailer, str(exc), exc.retryable))
+            if not exc.retryable:  # retryable: the intent stays pending for the next attempt
+                fail_repayment(conn, repayment, error=str(exc), actor=actor, run_id=run_id)
+            return
+        if outcome.awaiting:
+            log.warning("auto-deduct for retailer %s: %s is queued in the ledger; left pending",
+                        retailer, repayment.ledger_reference)  # fmt: skip
+            report.awaiting.append(retailer)
+            return
+        txn = outcome.transaction
+        assert txn is not None
+        problem = outcome_problem(
+            outcome,
+            amount=repayment.amount,
+            currency=repayment.currency,
             source=repayment.source_balance_id,
             destination=repayment.destination_balance_id,
-            precise_amount=repayment.amount,
+        )
+        if txn.status == "REJECTED" and not outcome.differences(
+            amount=repayment.amount,
             currency=repayment.currency,
-            precision=minor_units_per_major(repayment.currency),
-            description=f"Auto-deduct {repayment.business_date} for retailer {retailer}",
-            meta_data={
-                "retailer_id": retailer,
-                "business_date": repayment.business_date.isoformat(),
-                "limited_by": repayment.limited_by,
-            },
-        )
-    except BlnkError as exc:
-        log.error("auto-deduct for retailer %s failed: %s", retailer, exc)
-        report.failed.append(Failed(retailer, str(exc), exc.retryable))
-        if not exc.retryable:  # retryable: the intent stays pending for the next attempt
-            with database.begin() as conn:
-                fail_repayment(conn, repayment, error=str(exc), actor=actor, run_id=run_id)
-        return
-    txn = posted.transaction
-    if txn.status != "APPLIED" or txn.source != repayment.source_balance_id:
-        error = (
-            f"ledger transaction {txn.transaction_id} for {repayment.ledger_reference} is "
-            f"{txn.status} from {txn.source}, expected APPLIED from {repayment.source_balance_id}"
-        )
-        log.error("auto-deduct for retailer %s: %s", retailer, error)
-        report.failed.append(Failed(retailer, error, retryable=False))
-        with database.begin() as conn:
+            source=repayment.source_balance_id,
+            destination=repayment.destination_balance_id,
+        ):
+            # The queue refused our own transfer (e.g. insufficient funds): nothing moved.
+            error = f"ledger rejected {repayment.ledger_reference}: {txn.rejection_reason}"
+            log.error("auto-deduct for retailer %s: %s", retailer, error)
+            report.failed.append(Failed(retailer, error, retryable=False))
             fail_repayment(conn, repayment, error=error, actor=actor, run_id=run_id)
-        return
-    with database.begin() as conn:
+            return
+        if problem is not None:
+            error = f"ledger transaction {txn.transaction_id} for {repayment.ledger_reference}: "
+            log.error("auto-deduct for retailer %s: %s%s; left pending", retailer, error, problem)
+            report.failed.append(Failed(retailer, error + problem, retryable=False))
+            record_ledger_mismatch(
+                conn,
+                action="auto_deduct.ledger_mismatch",
+                entity="retailer",
+                entity_id=retailer,
+                reference=repayment.ledger_reference,
+                transaction_id=txn.transaction_id,
+                problem=problem,
+                intent={
+                    "amount": repayment.amount,
+                    "currency": repayment.currency,
+                    "source": repayment.source_balance_id,
+                    "destination": repayment.destination_balance_id,
+                    "business_date": repayment.business_date,
+                },
+                actor=actor,
+                run_id=run_id,
+            )
+            return
         applied = apply_repayment(
             conn,
             repayment,
             transaction_id=txn.transaction_id,
             ledger_amount=txn.precise_amount,
-            recovered=posted.already_applied,
+            recovered=outcome.recovered,
             actor=actor,
             run_id=run_id,
+            reason=reason,
         )
     if applied:
         report.moved.append(
             {
                 "retailer_id": retailer,
+                "business_date": repayment.business_date.isoformat(),
                 "amount": txn.precise_amount,
                 "currency": txn.currency,
                 "limited_by": repayment.limited_by,
                 "ledger_reference": repayment.ledger_reference,
                 "ledger_transaction_id": txn.transaction_id,
-                "recovered": posted.already_applied,
+                "recovered": outcome.recovered,
             }
         )

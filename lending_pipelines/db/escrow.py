@@ -109,8 +109,9 @@ retailer_debts = sa.Table(
     metadata,
     sa.Column("retailer_id", sa.Text, primary_key=True),
     sa.Column("currency", sa.Text, primary_key=True),
-    # Reduced by applied auto-deduct repayments (apply_repayment); may arrive negative from
-    # upstream systems, which auto-deduct reports as bad data instead of acting on it.
+    # Reduced by applied auto-deduct repayments (apply_repayment), never below zero (clamped
+    # there; a trigger refuses any reduction below zero, migration 0008); may arrive negative
+    # from upstream systems, which auto-deduct reports as bad data instead of acting on it.
     sa.Column("outstanding_amount", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
 )
@@ -169,6 +170,14 @@ repayments = sa.Table(
     ),
     sa.Index(
         "ix_repayments_pending", "business_date", postgresql_where=sa.text("status = 'pending'")
+    ),
+    # At most one transfer in flight per wallet, whatever its date (migration 0008).
+    sa.Index(
+        "uq_repayments_one_pending_per_retailer",
+        "retailer_id",
+        "currency",
+        unique=True,
+        postgresql_where=sa.text("status = 'pending'"),
     ),
 )
 
@@ -453,6 +462,8 @@ class DeductCandidate:
     debt: int
     wallet_balance_id: str | None
     pool_balance_id: str | None
+    # The debt row's version (xmin) when read: an intent is only created if it is unchanged.
+    debt_version: str | None = None
 
     def problem(self, wallet_currency: str) -> str | None:
         """Bad data that stops a deduction before any wallet is read (None: proceed)."""
@@ -476,7 +487,8 @@ def auto_deduct_candidates(conn: Connection, business_date: date) -> list[Deduct
         sa.text(
             """
             SELECT d.retailer_id, d.currency, d.outstanding_amount AS debt,
-                   w.balance_id AS wallet_balance_id, p.balance_id AS pool_balance_id
+                   w.balance_id AS wallet_balance_id, p.balance_id AS pool_balance_id,
+                   CAST(d.xmin AS text) AS debt_version
               FROM lending.retailer_debts d
               JOIN lending.auto_deduct_settings s
                 ON s.retailer_id = d.retailer_id AND s.enabled
@@ -649,8 +661,10 @@ def apply_repayment(
     recovered: bool,
     actor: str,
     run_id: str | None,
+    reason: str | None = None,
 ) -> bool:
-    """Record the ledger transaction, reduce the debt by what the ledger moved and audit it,
+    """Record the ledger transaction, reduce the debt by what the ledger moved (never below
+    zero: an excess is recorded in the audit entry) and audit it with the operator's `reason`,
     in the caller's transaction. False when the repayment is no longer pending."""
     applied = conn.execute(
         sa.update(repayments)
@@ -667,21 +681,28 @@ def apply_repayment(
     ).first()
     if applied is None:
         return False
-    before, after = conn.execute(
+    key = {"retailer_id": repayment.retailer_id, "currency": repayment.currency}
+    before = conn.execute(
+        sa.text(
+            "SELECT outstanding_amount FROM lending.retailer_debts"
+            " WHERE retailer_id = :retailer_id AND currency = :currency FOR UPDATE"
+        ),
+        key,
+    ).scalar_one()
+    # Never below zero; a debt that is already negative (bad data) is left as it is.
+    after = conn.execute(
         sa.text(
             """
             UPDATE lending.retailer_debts
-               SET outstanding_amount = outstanding_amount - :amount, updated_at = now()
+               SET outstanding_amount = GREATEST(outstanding_amount - :amount,
+                                                 LEAST(outstanding_amount, 0)),
+                   updated_at = now()
              WHERE retailer_id = :retailer_id AND currency = :currency
-         RETURNING outstanding_amount + :amount, outstanding_amount
+         RETURNING outstanding_amount
             """
         ),
-        {
-            "amount": ledger_amount,
-            "retailer_id": repayment.retailer_id,
-            "currency": repayment.currency,
-        },
-    ).one()
+        {"amount": ledger_amount, **key},
+    ).scalar_one()
     record_audit(
         conn,
         actor=actor,
@@ -696,8 +717,10 @@ def apply_repayment(
             "ledger_reference": repayment.ledger_reference,
             "ledger_transaction_id": transaction_id,
             "recovered_from_ledger": recovered,
+            "excess_over_debt": max(ledger_amount - max(before, 0), 0),
         },
-        reason=f"auto-deduct for {repayment.business_date} (limited by {repayment.limited_by})",
+        reason=(f"{reason}: " if reason else "")
+        + f"auto-deduct for {repayment.business_date} (limited by {repayment.limited_by})",
         run_id=run_id,
     )
     return True

@@ -159,6 +159,52 @@ class PostedTransaction:
     already_applied: bool
 
 
+@dataclass(frozen=True)
+class LedgerOutcome:
+    """What the ledger did with a reference, read back after a post or on its own.
+
+    `transaction` is the row that carries the outcome: the transaction itself, or for a post
+    that went through Blnk's queue the `<ref>_q` child (APPLIED, INFLIGHT or REJECTED); None
+    while the queue has not processed it yet (`awaiting`). `queued` is the QUEUED parent, if
+    any. `recovered`: the outcome belongs to an earlier post of the same reference.
+    """
+
+    reference: str
+    transaction: BlnkTransaction | None
+    recovered: bool
+    queued: BlnkTransaction | None = None
+
+    @property
+    def awaiting(self) -> bool:
+        return self.transaction is None
+
+    def differences(
+        self, *, amount: int, currency: str, source: str, destination: str
+    ) -> list[str]:
+        """How the outcome differs from the transfer we meant (empty: it matches, or it is
+        still awaited)."""
+        txn = self.transaction
+        if txn is None:
+            return []
+        expected = {
+            "precise_amount": amount,
+            "currency": currency,
+            "source": source,
+            "destination": destination,
+        }
+        found = {
+            "precise_amount": txn.precise_amount,
+            "currency": txn.currency,
+            "source": txn.source,
+            "destination": txn.destination,
+        }
+        return [
+            f"{name} is {found[name]!r}, expected {value!r}"
+            for name, value in expected.items()
+            if found[name] != value
+        ]
+
+
 # --- parsing -------------------------------------------------------------------------------
 
 
@@ -558,6 +604,33 @@ class BlnkResource(ConfigurableResource):
         """For a post made with `skip_queue=False`: the `<reference>_q` child that carries the
         real outcome (APPLIED, INFLIGHT or REJECTED), or None while it is still queued."""
         return self.find_transaction_by_reference(f"{reference}_q")
+
+    def resolve(self, posted: PostedTransaction) -> LedgerOutcome:
+        """The outcome of a post: a QUEUED answer (ours, or the stored parent of a duplicate)
+        is never the outcome; the `<ref>_q` child is, once the queue has processed it."""
+        txn = posted.transaction
+        if txn.status != "QUEUED":
+            return LedgerOutcome(txn.reference, txn, posted.already_applied)
+        child = self.queued_outcome(txn.reference)
+        # A dropped duplicate answers QUEUED with a fresh id: the child's parent is the
+        # earlier post's, so the outcome is recovered, not ours.
+        recovered = posted.already_applied or (
+            child is not None and child.parent_transaction != txn.transaction_id
+        )
+        return LedgerOutcome(txn.reference, child, recovered, queued=txn)
+
+    def transfer(self, **post: Any) -> LedgerOutcome:
+        """`create_transaction(**post)`, then its outcome read back (see `resolve`)."""
+        return self.resolve(self.create_transaction(**post))
+
+    def read_outcome(self, reference: str) -> LedgerOutcome | None:
+        """What the ledger holds for `reference` (through `<ref>_q` when it was queued), or
+        None when the ledger has no transaction with that reference."""
+        txn = self.find_transaction_by_reference(reference)
+        if txn is None:
+            child = self.queued_outcome(reference)
+            return None if child is None else LedgerOutcome(reference, child, True)
+        return self.resolve(PostedTransaction(txn, already_applied=True))
 
     # -- inflight ----------------------------------------------------------------------------
 

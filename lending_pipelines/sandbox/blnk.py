@@ -26,7 +26,10 @@ Options (constructor or POST /_admin/blnk/configure): `secret_key` (None), `lega
 indicator?, identity_id?, meta_data?, balance}` created and funded from `@World` at reset; via
 configure they are created or topped up to `balance`), `ledgers` (list of `{ledger_id?, name}`),
 `demo_data` (True: start with the escrow workflow's demo balances, `seed/escrow.py`, so the
-sandbox matches `lending seed` without any ledger call; constructor only).
+sandbox matches `lending seed` without any ledger call; constructor only), `hold_queue` (False:
+queued posts are processed at once; True: they stay QUEUED, with no `<ref>_q` outcome yet, as
+when Blnk's queue worker lags, until `hold_queue` is set back to false, which processes them in
+order).
 """
 
 from __future__ import annotations
@@ -48,7 +51,15 @@ from .core import ProviderSandbox, SandboxConfigError
 GENERAL_LEDGER_ID = "general_ledger_id"
 ZERO_TIME = "0001-01-01T00:00:00Z"
 INSUFFICIENT_FUNDS_MESSAGE = "insufficient funds in source balance"
-OPTION_KEYS = {"secret_key", "legacy_errors", "seed", "balances", "ledgers", "demo_data"}
+OPTION_KEYS = {
+    "secret_key",
+    "legacy_errors",
+    "seed",
+    "balances",
+    "ledgers",
+    "demo_data",
+    "hold_queue",
+}
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -98,6 +109,9 @@ class BlnkSandbox(ProviderSandbox):
         self.rejected_duplicates: list[str] = []
         # Inflight bookkeeping per hold: amount committed so far, voided or not.
         self.holds: dict[str, dict[str, Any]] = {}
+        self.hold_queue = bool(self.options.get("hold_queue", False))
+        # Posts accepted as QUEUED whose outcome the (emulated) worker has not produced yet.
+        self.queue: list[tuple[dict[str, Any], int, int, str]] = []
         self._ledger({"ledger_id": GENERAL_LEDGER_ID, "name": "General Ledger"})
         for ledger in self.options.get("ledgers") or []:  # type: ignore[union-attr]
             self._ledger(ledger)
@@ -123,6 +137,10 @@ class BlnkSandbox(ProviderSandbox):
             self._ledger(ledger)
         for spec in body.get("balances") or []:
             self._seed_balance(spec)
+        if "hold_queue" in body:
+            self.hold_queue = bool(body["hold_queue"])
+            if not self.hold_queue:
+                self._drain_queue()
 
     def snapshot(self) -> dict:
         return {
@@ -134,6 +152,8 @@ class BlnkSandbox(ProviderSandbox):
             "post_attempts": dict(self.post_attempts),
             "dropped_duplicates": list(self.dropped_duplicates),
             "rejected_duplicates": list(self.rejected_duplicates),
+            "hold_queue": self.hold_queue,
+            "queued": [body["reference"] for body, _, _, _ in self.queue],
         }
 
     def _new_id(self, prefix: str) -> str:
@@ -527,22 +547,36 @@ class BlnkSandbox(ProviderSandbox):
         if duplicate:
             self.dropped_duplicates.append(reference)
             return queued
+        if self.hold_queue:
+            self.queue.append((body, amount, precision, queued["transaction_id"]))
+            return queued
+        self._work(body, amount, precision, queued["transaction_id"])
+        return queued
+
+    def _drain_queue(self) -> None:
+        held, self.queue = self.queue, []
+        for body, amount, precision, parent in held:
+            self._work(body, amount, precision, parent)
+
+    def _work(self, body: dict, amount: int, precision: int, parent: str) -> None:
+        """The queue worker: apply the post as `<ref>_q` (child of the QUEUED `parent`), or
+        record it REJECTED with `meta_data.blnk_rejection_reason`."""
+        reference = body["reference"]
         try:
-            self._process(body, amount, precision, f"{reference}_q", queued["transaction_id"])
+            self._process(body, amount, precision, f"{reference}_q", parent)
         except BlnkApiError as error:
             self._record(
                 reference=f"{reference}_q",
-                source=placeholder[0],
-                destination=placeholder[1],
+                source={"balance_id": body["source"]},
+                destination={"balance_id": body["destination"]},
                 precise_amount=amount,
                 precision=precision,
                 currency=body["currency"],
                 description=body["description"],
                 status="REJECTED",
-                parent=queued["transaction_id"],
+                parent=parent,
                 meta_data={**(body.get("meta_data") or {}), "blnk_rejection_reason": error.message},
             )
-        return queued
 
     async def _get_transaction(self, request: Request) -> Response:
         txn_id = request.path_params["txn_id"]

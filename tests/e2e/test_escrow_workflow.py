@@ -340,7 +340,12 @@ def test_release_one_escrow_now_releases_it_before_its_date_and_audits_the_actor
 ):
     target = escrow_id(seeded, "ORD-1003")
     before = ledger(sandbox)
-    config = {"escrow_id": target, "actor": "ops@example.com", "reason": "early delivery"}
+    config = {
+        "escrow_id": target,
+        "actor": "ops@example.com",
+        "reason": "early delivery",
+        "dry_run": False,  # the job defaults to a dry run
+    }
     run_job(defs, "release_escrow_now_job", config=config)
     assert ledger(sandbox)[WHOLESALERS["W-001"]] - before[WHOLESALERS["W-001"]] == 60_000
     (entry,) = audits(seeded, "escrow.release")

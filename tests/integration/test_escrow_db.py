@@ -343,6 +343,40 @@ def test_applying_a_repayment_reduces_the_debt_by_the_ledger_amount_once(db):
     assert audit["new_value"]["outstanding_amount"] == 700
 
 
+def test_debt_never_goes_below_zero_when_the_ledger_moved_more_than_the_debt(db):
+    with db.begin() as conn:
+        conn.execute(
+            sa.insert(retailer_debts).values(
+                retailer_id="A", currency="RWF", outstanding_amount=200
+            )
+        )
+        create_repayment_intents(conn, [intent("A", amount=300)])
+        (pending,) = repayments_on(conn, DAY, status="pending")
+        assert apply_repayment(
+            conn,
+            pending,
+            transaction_id="txn_1",
+            ledger_amount=300,
+            recovered=True,
+            actor="dagster:auto_deduct_job",
+            run_id="run-1",
+        )
+        debt = conn.execute(sa.select(retailer_debts.c.outstanding_amount)).scalar()
+        (audit,) = conn.execute(sa.select(audit_log)).mappings().all()
+    assert debt == 0  # clamped; the excess is on record for finance
+    assert audit["new_value"]["excess_over_debt"] == 100
+    # The database refuses a reduction below zero, whoever writes it.
+    with pytest.raises(sa.exc.IntegrityError, match="would go below zero"), db.begin() as conn:
+        conn.execute(sa.update(retailer_debts).values(outstanding_amount=-1))
+
+
+def test_a_retailer_has_at_most_one_pending_repayment_whatever_the_date(db):
+    with db.begin() as conn:
+        assert create_repayment_intents(conn, [intent("A")]) == 1
+        later = {**intent("A"), "business_date": DAY + timedelta(1), "ledger_reference": "next"}
+        assert create_repayment_intents(conn, [later]) == 0
+
+
 @pytest.mark.parametrize(
     ("table", "values"),
     [
@@ -405,7 +439,8 @@ def test_the_escrow_migration_downgrades_cleanly_on_its_own(scratch_db_url):
         "repayments",
     }
     assert owned <= tables(scratch_db_url)
-    migrate.downgrade(scratch_db_url, "0004_escrow@-1")
+    # The escrow branch is two steps (0004_escrow, 0008_escrow_pending): both come off.
+    migrate.downgrade(scratch_db_url, "0004_escrow@-2")
     remaining = tables(scratch_db_url)
     assert not owned & remaining and "audit_log" in remaining
     migrate.upgrade(scratch_db_url)

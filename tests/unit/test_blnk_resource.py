@@ -219,6 +219,40 @@ def test_queued_mode_answers_queued_and_the_outcome_is_the_q_child(blnk, sandbox
     assert sandbox.state("blnk")["dropped_duplicates"] == ["q-ok"]
 
 
+def test_a_queued_post_is_read_through_its_q_outcome_and_awaited_while_blnk_holds_it(blnk, sandbox):
+    wallet = funded_wallet(blnk, 500)
+    post = dict(
+        reference="q-held",
+        source=wallet,
+        destination="@Sink",
+        precise_amount=200,
+        currency="RWF",
+        precision=1,
+        description="queued",
+        skip_queue=False,
+    )
+    sandbox.configure("blnk", {"hold_queue": True})
+    first = blnk.transfer(**post)
+    assert first.awaiting and first.queued.status == "QUEUED"  # never taken as the outcome
+    assert blnk.read_outcome("q-held").awaiting
+    assert blnk.get_balance(wallet).balance == 500
+    sandbox.configure("blnk", {"hold_queue": False})  # the queue worker catches up
+    outcome = blnk.read_outcome("q-held")
+    assert (outcome.transaction.status, outcome.transaction.reference) == ("APPLIED", "q-held_q")
+    assert outcome.differences(amount=200, currency="RWF", source=wallet, destination=wallet) == [
+        f"destination is {outcome.transaction.destination!r}, expected {wallet!r}"
+    ]
+    # Posting again (a re-run) is dropped by Blnk; the outcome is the first post's, recovered.
+    again = blnk.transfer(**post)
+    assert (
+        again.recovered and again.transaction.transaction_id == outcome.transaction.transaction_id
+    )
+    # The synchronous path reads a queued duplicate through <ref>_q as well.
+    synchronous = blnk.transfer(**{**post, "skip_queue": True})
+    assert synchronous.recovered and synchronous.transaction.status == "APPLIED"
+    assert blnk.get_balance(wallet).balance == 300
+
+
 def test_an_inflight_hold_commits_partially_then_fully_and_a_second_commit_is_already_applied(
     blnk,
 ):
