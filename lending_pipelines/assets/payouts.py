@@ -220,7 +220,8 @@ def eligible_creators(
             "no_creator_twice",
             asset="payout_batch",
             blocking=True,
-            description="No creator has two items in the batch.",
+            description="No creator has two items in the batch, and no creator's open items "
+            "over every payout date claim more tokens than their ledger balance holds.",
         ),
     ],
     description="The payout batch of this date and its items (one per creator, idempotency key "
@@ -244,6 +245,8 @@ def payout_batch(context: AssetExecutionContext, database: DatabaseResource) -> 
             "payout_date": payout_date.isoformat(),
             "batch_hash": rules.batch_hash(payout_date),
             "created_now": creation.created,
+            "claims_reduced_by_other_dates": creation.claims_reduced,
+            "claims_dropped_for_other_dates": creation.claims_dropped,
             "status": totals.status,
             "items": totals.item_count,
             "open_chunks": chunks,
@@ -264,9 +267,10 @@ def payout_batch(context: AssetExecutionContext, database: DatabaseResource) -> 
             ),
             AssetCheckResult(
                 check_name="no_creator_twice",
-                passed=not invariants.duplicate_creators,
+                passed=invariants.no_creator_twice,
                 metadata={
                     "duplicate_creators": str(invariants.duplicate_creators),
+                    "overdrawn_across_dates": str(invariants.overdrawn_creators[:50]),
                     "creators_also_open_in_other_batches": len(
                         invariants.creators_in_other_open_batches
                     ),

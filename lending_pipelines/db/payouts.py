@@ -35,13 +35,14 @@ from sqlalchemy.engine import Connection
 
 from ..domain import payouts as rules
 from ..domain.money import minor_units_per_token
+from . import payouts_claims as claims
 from .meta import metadata
 
 NOW = sa.text("now()")
 FALSE = sa.text("false")
 
 KYC_STATUSES = ("pending", "verified", "rejected")
-ITEM_STATUSES = ("pending", "processing", "paid", "failed")
+ITEM_STATUSES = ("pending", "processing", "paid", "failed", "reversed")
 OPEN_ITEM_STATUSES = ("pending", "processing", "failed")  # tokens reserved, not yet debited
 BATCH_STATUSES = ("processing", "completed", "completed_with_failures")
 REQUEST_STATUSES = ("pending", "in_batch", "completed", "cancelled")
@@ -66,6 +67,7 @@ creators = sa.Table(
     sa.Column("account_requirements_due", JSONB),
     sa.Column("account_disabled_reason", sa.Text),
     sa.Column("account_checked_at", sa.DateTime(timezone=True)),
+    sa.Column("account_event_at", sa.DateTime(timezone=True)),  # last account.updated applied
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.UniqueConstraint("external_ref"),
@@ -127,6 +129,10 @@ payout_items = sa.Table(
     sa.Column("paid_at", sa.DateTime(timezone=True)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    # when the current key generation was first sent: Stripe prunes a key 24 h after first use
+    sa.Column("key_sent_at", sa.DateTime(timezone=True)),
+    sa.Column("amount_reversed_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("reversed_at", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("idempotency_key"),
     sa.UniqueConstraint("batch_id", "creator_id"),
     sa.UniqueConstraint("stripe_transfer_id"),
@@ -136,6 +142,10 @@ payout_items = sa.Table(
     sa.CheckConstraint(
         "status <> 'paid' OR (stripe_transfer_id IS NOT NULL AND paid_at IS NOT NULL)",
         name="paid_has_transfer",
+    ),
+    sa.CheckConstraint(
+        "status <> 'reversed' OR (stripe_transfer_id IS NOT NULL AND amount_reversed_minor > 0)",
+        name="reversed_has_transfer",
     ),
     sa.Index("ix_payout_items_batch_id_chunk_no", "batch_id", "chunk_no"),
     sa.Index(
@@ -156,6 +166,8 @@ payout_chunks = sa.Table(
     sa.Column("last_run_id", sa.Text),
     sa.Column("started_at", sa.DateTime(timezone=True)),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("leased_by", sa.Text),  # the worker holding the chunk until lease_until
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
     sa.CheckConstraint(_in("status", CHUNK_STATUSES), name="status"),
 )
 
@@ -183,6 +195,12 @@ ledger_entries = sa.Table(
         "payout_item_id IS NULL OR entry_type = 'withdrawal_completed'", name="item_withdrawal"
     ),
     sa.Index("ix_ledger_entries_creator_id_available_at", "creator_id", "available_at"),
+    sa.Index(
+        "ix_ledger_entries_reversal_reference",
+        "reference",
+        unique=True,
+        postgresql_where=sa.text("reference LIKE 'reversal:%'"),
+    ),
 )
 
 withdrawal_requests = sa.Table(
@@ -576,6 +594,8 @@ def latest_batch(conn: Connection) -> BatchTotals | None:
 class BatchCreation:
     totals: BatchTotals
     created: bool  # False: the batch existed; nothing new was written
+    claims_reduced: int = 0  # proposals shrunk to what other dates had left unclaimed
+    claims_dropped: int = 0  # proposals dropped: other dates had claimed the tokens
 
 
 def create_batch(
@@ -586,6 +606,10 @@ def create_batch(
     run_id: str | None = None,
 ) -> BatchCreation:
     """Freeze the evaluated eligibility of `payout_date` into a batch, its items and chunks.
+
+    The evaluation is re-checked under one row lock per creator first
+    (`payouts_claims.claim_creator_tokens`): tokens another payout date claimed meanwhile are
+    not claimed again, whatever runs overlap.
 
     Idempotent: when the batch exists nothing is written (a second run, concurrent or later,
     creates no second batch or item)."""
@@ -603,6 +627,13 @@ def create_batch(
             f"payout date {payout_date}: eligibility was never evaluated; materialize "
             "eligible_creators for this partition first"
         )
+    claim = claims.claim_creator_tokens(
+        conn,
+        payout_date=payout_date,
+        as_of=evaluation.as_of,
+        minimum_tokens=evaluation.minimum_tokens,
+        minor_per_token=minor_units_per_token(evaluation.token_rate, evaluation.currency),
+    )
     batch_id = conn.execute(
         insert(payout_batches)
         .values(
@@ -659,7 +690,12 @@ def create_batch(
         ),
         params,
     )
-    return BatchCreation(refresh_batch_totals(conn, batch_id), created=True)
+    return BatchCreation(
+        refresh_batch_totals(conn, batch_id),
+        created=True,
+        claims_reduced=claim["reduced"],
+        claims_dropped=claim["dropped"],
+    )
 
 
 def refresh_batch_totals(conn: Connection, batch_id: int) -> BatchTotals:
@@ -709,6 +745,11 @@ class BatchInvariants:
     item_count: int
     duplicate_creators: list[int]
     creators_in_other_open_batches: list[int]
+    overdrawn_creators: list[int]  # open items of every date claim more than the balance
+
+    @property
+    def no_creator_twice(self) -> bool:
+        return not self.duplicate_creators and not self.overdrawn_creators
 
     @property
     def totals_match(self) -> bool:
@@ -719,8 +760,9 @@ class BatchInvariants:
 
 
 def batch_invariants(conn: Connection, batch_id: int) -> BatchInvariants:
-    """What the blocking check before transfers verifies: the batch total is the sum of its
-    items, and no creator appears twice (in the batch, or open in another batch)."""
+    """What the blocking checks before transfers verify: the batch total is the sum of its
+    items; no creator appears twice in the batch, and no creator's open items across every
+    payout date claim more tokens than their balance holds."""
     row = conn.execute(
         sa.text(
             """
@@ -749,6 +791,7 @@ def batch_invariants(conn: Connection, batch_id: int) -> BatchInvariants:
         item_count=row.items,
         duplicate_creators=sorted(row.duplicates),
         creators_in_other_open_batches=sorted(row.elsewhere),
+        overdrawn_creators=claims.overdrawn_creators(conn, batch_id),
     )
 
 
