@@ -167,6 +167,7 @@ def eligible_creators(
             payout_date=payout_date,
             as_of=as_of,
             minimum_tokens=settings.payout_minimum_tokens,
+            event_fresh_hours=settings.stripe_account_event_fresh_hours,
         )
     except StripeConnectError as exc:
         if exc.kind in STOP_RUN_KINDS:  # bad credentials: a retry of the step cannot help

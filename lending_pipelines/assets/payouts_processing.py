@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -39,15 +39,21 @@ def refresh_connect_accounts(
     payout_date: date,
     as_of: datetime,
     minimum_tokens: int,
+    event_fresh_hours: float = 0,
 ) -> dict[str, int]:
-    """Re-read from Stripe the account state of creators who pass every other rule."""
+    """Re-read from Stripe the account state of creators who pass every other rule — except
+    those a verified `account.updated` event set less than `event_fresh_hours` ago."""
     with engine.connect() as conn:
         candidates = db.account_refresh_candidates(
             conn, payout_date=payout_date, as_of=as_of, minimum_tokens=minimum_tokens
         )
+    fresh_since = datetime.now(UTC) - timedelta(hours=event_fresh_hours)
+    from_events = [c for c in candidates if c[2] is not None and c[2] > fresh_since]
     states = []
     missing = 0
-    for creator_id, account_id in candidates:
+    for creator_id, account_id, event_at in candidates:
+        if event_at is not None and event_at > fresh_since:
+            continue  # fresh from a verified account.updated event: no Stripe call
         try:
             status = client.check_account(account_id)
         except StripeConnectError as exc:
@@ -83,6 +89,7 @@ def refresh_connect_accounts(
             if not (s["payouts_enabled"] and s["transfers_capability"] == "active")
         ),
         "accounts_missing": missing,
+        "accounts_from_events": len(from_events),
     }
 
 

@@ -329,7 +329,7 @@ _BALANCES = """
 _CANDIDATES_SQL = sa.text(
     f"""
     WITH {_BALANCES}
-    SELECT c.id, c.stripe_account_id
+    SELECT c.id, c.stripe_account_id, c.account_event_at
     FROM lending.creators c
     JOIN bal ON bal.creator_id = c.id
     LEFT JOIN reserved r ON r.creator_id = c.id
@@ -432,13 +432,14 @@ def _lock_payout_date(conn: Connection, payout_date: date) -> None:
 
 def account_refresh_candidates(
     conn: Connection, *, payout_date: date, as_of: datetime, minimum_tokens: int
-) -> list[tuple[int, str]]:
-    """Creators who pass every rule but the account state: (creator id, Stripe account id)."""
+) -> list[tuple[int, str, datetime | None]]:
+    """Creators who pass every rule but the account state: (creator id, Stripe account id,
+    when a verified account.updated event last set its state)."""
     rows = conn.execute(
         _CANDIDATES_SQL,
         {"as_of": as_of, "payout_date": payout_date, "minimum": minimum_tokens},
     )
-    return [(creator_id, account) for creator_id, account in rows]
+    return [(creator_id, account, event_at) for creator_id, account, event_at in rows]
 
 
 def apply_account_states(conn: Connection, states: Sequence[dict[str, Any]]) -> int:

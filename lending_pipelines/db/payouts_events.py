@@ -28,6 +28,7 @@ class ReversedTransfer(Protocol):
 @dataclass(frozen=True)
 class PaidItem:
     id: int
+    batch_id: int
     creator_id: int
     idempotency_key: str
     tokens: int
@@ -43,6 +44,7 @@ def paid_item_of_transfer(conn: Connection, transfer_id: str) -> PaidItem | None
     row = conn.execute(
         sa.select(
             payout_items.c.id,
+            payout_items.c.batch_id,
             payout_items.c.creator_id,
             payout_items.c.idempotency_key,
             payout_items.c.tokens,
@@ -83,7 +85,7 @@ def apply_reversal(
             payout_items.c.stripe_transfer_id == transfer.id,
             payout_items.c.status.in_(("paid", "reversed")),
         )
-        .with_for_update(key_share=False, no_key=True)
+        .with_for_update(key_share=True)
     ).first()
     reversed_now = min(transfer.amount_reversed, transfer.amount)
     if row is None or reversed_now <= row.amount_reversed_minor:
