@@ -109,3 +109,34 @@ def test_a_payout_killed_between_stripe_and_our_write_then_next_date_and_rerun_p
             for day in (CRASHED, NEXT)
         }
     assert statuses == {CRASHED: "completed", NEXT: "completed"}
+
+
+def test_the_next_run_frees_the_chunk_lease_of_a_run_dagster_reports_ended(
+    db,
+    db_url,
+    sandbox,
+    payout_settings,  # noqa: F811
+):
+    """No waiting for the lease to run out when the instance knows the holder's run ended."""
+    from dagster import DagsterInstance
+
+    stripe_accounts(sandbox, *[{"id": f"acct_e2e_k{n}"} for n in range(3)])
+    with db.begin() as conn:
+        for n in range(3):
+            add_creator(conn, f"k{n}", earnings=[(300, datetime(2025, 12, 20, tzinfo=UTC))])
+    resources = payout_resources(db_url, sandbox)
+    instance = DagsterInstance.ephemeral()
+    ended = run_payouts(
+        resources, CRASHED, selection=["eligible_creators", "payout_batch"], instance=instance
+    )
+    with db.begin() as conn:  # as if that run's worker had been killed holding the chunk
+        conn.execute(
+            sa.update(payouts_db.payout_chunks).values(
+                leased_by=f"{ended.run_id}:dead",
+                last_run_id=ended.run_id,
+                lease_until=sa.func.now() + sa.text("interval '1 hour'"),
+            )
+        )
+    assert run_payouts(resources, CRASHED, instance=instance).success
+    assert sandbox.state("stripe")["transfer_count"] == 3
+    assert leased_chunks(db) == []
