@@ -12,9 +12,11 @@ from .assets.escrow import ESCROW_ASSETS, ESCROW_JOBS, ESCROW_SCHEDULES
 from .assets.loans import LOANS_ASSET_CHECKS, LOANS_ASSETS
 from .assets.loans_automation import LOANS_JOBS, LOANS_SCHEDULES
 from .assets.payouts import PAYOUT_ASSETS, PAYOUT_CHECKS, PAYOUT_JOBS, PAYOUT_SCHEDULES
+from .assets.payouts_stripe_events import STRIPE_EVENTS_JOBS
 from .resource_defs import build_resources
 from .sensors.mpesa_results import LOANS_RESULT_SENSORS
 from .sensors.run_failures import RUN_FAILURE_SENSORS
+from .sensors.stripe_events import STRIPE_EVENT_SENSORS
 from .sensors.whatsapp_status import WHATSAPP_SENSORS
 from .settings import get_settings
 
@@ -23,8 +25,13 @@ settings = get_settings()
 defs = Definitions(
     assets=[*ESCROW_ASSETS, *PAYOUT_ASSETS, *LOANS_ASSETS, *ANALYTICS_ASSETS],
     asset_checks=[*PAYOUT_CHECKS, *LOANS_ASSET_CHECKS, *ANALYTICS_CHECKS],
-    jobs=[*ESCROW_JOBS, *PAYOUT_JOBS, *LOANS_JOBS, *ANALYTICS_JOBS],
+    jobs=[*ESCROW_JOBS, *PAYOUT_JOBS, *STRIPE_EVENTS_JOBS, *LOANS_JOBS, *ANALYTICS_JOBS],
     schedules=[*ESCROW_SCHEDULES, *PAYOUT_SCHEDULES, *LOANS_SCHEDULES, *ANALYTICS_SCHEDULES],
-    sensors=[*LOANS_RESULT_SENSORS, *RUN_FAILURE_SENSORS, *WHATSAPP_SENSORS],
+    sensors=[
+        *LOANS_RESULT_SENSORS,
+        *RUN_FAILURE_SENSORS,
+        *WHATSAPP_SENSORS,
+        *STRIPE_EVENT_SENSORS,
+    ],
     resources=build_resources(settings),
 )

@@ -374,6 +374,20 @@ class Settings:
     payout_max_concurrent_chunks: int = setting(
         "LENDING_PAYOUT_MAX_CONCURRENT_CHUNKS", "5", _int(1), "Chunks processed at once."
     )
+    payout_lease_seconds: int = setting(
+        "LENDING_PAYOUT_LEASE_SECONDS",
+        "900",
+        _int(30),
+        "How long a payout worker holds a chunk without progress; after it, another run or "
+        "the retry job takes over the chunk's items.",
+    )
+    stripe_account_event_fresh_hours: int = setting(
+        "LENDING_STRIPE_ACCOUNT_EVENT_FRESH_HOURS",
+        "24",
+        _int(0),
+        "A Connect account state from a verified account.updated event younger than this is "
+        "used without asking Stripe again before a payout (0: always ask).",
+    )
     stripe_requests_per_second: int = setting(
         "LENDING_STRIPE_REQUESTS_PER_SECOND",
         "20",

@@ -54,6 +54,7 @@ EXPECTED_JOBS: dict[str, set[str]] = {
     # creator payouts (workflow 3)
     "creator_payouts_job": {"eligible_creators", "payout_batch", "payout_transfers"},
     "payout_retry_job": {"retry_failed_payout_items"},
+    "stripe_events_job": {"apply_stripe_events"},
     # loan polling and M-Pesa auto-disbursement (workflow 1)
     "loan_polling_job": {"loan_tracking", "loan_disbursements"},
     "disbursement_retry_job": {"retry_disbursements"},
@@ -82,6 +83,7 @@ EXPECTED_SENSORS: set[str] = {
     "escrow_run_failure_alert",
     "payouts_run_failure_alert",
     "mpesa_results_sensor",
+    "stripe_events_sensor",
     "loans_run_failure_alert",
     # WhatsApp outbox: Twilio status callbacks
     "whatsapp_delivery_status_sensor",

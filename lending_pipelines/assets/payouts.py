@@ -59,6 +59,7 @@ from dagster import (
 from pydantic import Field
 
 from ..db import payouts as db
+from ..db import payouts_work as work
 from ..domain import payouts as rules
 from ..domain.money import format_minor
 from ..instance import serial_tags
@@ -166,6 +167,7 @@ def eligible_creators(
             payout_date=payout_date,
             as_of=as_of,
             minimum_tokens=settings.payout_minimum_tokens,
+            event_fresh_hours=settings.stripe_account_event_fresh_hours,
         )
     except StripeConnectError as exc:
         if exc.kind in STOP_RUN_KINDS:  # bad credentials: a retry of the step cannot help
@@ -220,7 +222,8 @@ def eligible_creators(
             "no_creator_twice",
             asset="payout_batch",
             blocking=True,
-            description="No creator has two items in the batch.",
+            description="No creator has two items in the batch, and no creator's open items "
+            "over every payout date claim more tokens than their ledger balance holds.",
         ),
     ],
     description="The payout batch of this date and its items (one per creator, idempotency key "
@@ -244,6 +247,8 @@ def payout_batch(context: AssetExecutionContext, database: DatabaseResource) -> 
             "payout_date": payout_date.isoformat(),
             "batch_hash": rules.batch_hash(payout_date),
             "created_now": creation.created,
+            "claims_reduced_by_other_dates": creation.claims_reduced,
+            "claims_dropped_for_other_dates": creation.claims_dropped,
             "status": totals.status,
             "items": totals.item_count,
             "open_chunks": chunks,
@@ -264,9 +269,10 @@ def payout_batch(context: AssetExecutionContext, database: DatabaseResource) -> 
             ),
             AssetCheckResult(
                 check_name="no_creator_twice",
-                passed=not invariants.duplicate_creators,
+                passed=invariants.no_creator_twice,
                 metadata={
                     "duplicate_creators": str(invariants.duplicate_creators),
+                    "overdrawn_across_dates": str(invariants.overdrawn_creators[:50]),
                     "creators_also_open_in_other_batches": len(
                         invariants.creators_in_other_open_batches
                     ),
@@ -288,11 +294,23 @@ def payout_batch(context: AssetExecutionContext, database: DatabaseResource) -> 
 )
 def plan_payout_workers(context: OpExecutionContext, database: DatabaseResource):
     payout_date = _payout_date(context.partition_key)
-    with database.connect() as conn:
+    with database.begin() as conn:
         batch = db.get_batch(conn, payout_date)
         if batch is None:
             raise db.PayoutStateError(f"payout date {payout_date}: no batch; run payout_batch")
         open_chunks = db.open_chunk_count(conn, batch.batch_id)
+        # a worker killed with its run (SIGKILL, OOM) left its chunk leased: free it once
+        # Dagster knows that run has ended
+        ended = [
+            run_id
+            for run_id in work.leasing_runs(conn, batch.batch_id)
+            if run_id != context.run_id
+            and (run := context.instance.get_run_by_id(run_id)) is not None
+            and run.is_finished
+        ]
+        released = work.release_leases_of_runs(conn, batch.batch_id, ended)
+    if released:
+        context.log.warning(f"released {released} chunk lease(s) of ended runs {ended}")
     workers = max(1, min(get_settings().payout_max_concurrent_chunks, open_chunks))
     context.log.info(f"batch {payout_date}: {open_chunks} open chunks, {workers} workers")
     for number in range(workers):
@@ -320,7 +338,13 @@ def pay_payout_chunks(
         raise db.PayoutStateError(f"payout date {payout_date}: no batch")
     client = stripe_connect.get_client(limiter=_limiter(engine))
     try:
-        report = run_chunk_worker(engine, batch.batch_id, client, run_id=context.run_id)
+        report = run_chunk_worker(
+            engine,
+            batch.batch_id,
+            client,
+            run_id=context.run_id,
+            lease_seconds=get_settings().payout_lease_seconds,
+        )
     except DuplicateTransferError as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
     except StripeConnectError as exc:
@@ -519,11 +543,12 @@ def retry_failed_payout_items(
 ) -> None:
     engine = database.get_engine()
     with engine.connect() as conn:
-        item_ids = db.retry_candidates(
+        item_ids = work.retry_candidates(
             conn,
             retry_final_kinds=config.retry_final_kinds,
             max_attempts=config.max_attempts,
             limit=config.limit,
+            stuck_after_seconds=get_settings().payout_lease_seconds,
         )
     client = stripe_connect.get_client(limiter=_limiter(engine))
     tally: dict[str, int] = {}
@@ -534,6 +559,7 @@ def retry_failed_payout_items(
             client,
             retry_final_kinds=config.retry_final_kinds,
             dry_run=config.dry_run,
+            run_id=context.run_id,
         )
         key = f"{plan}:{outcome}"
         tally[key] = tally.get(key, 0) + 1

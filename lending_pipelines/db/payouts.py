@@ -7,23 +7,15 @@ with the reason when not eligible), then frozen into one `payout_batches` row (u
 date and batch hash) and one `payout_items` row per creator (unique idempotency key
 `payouts-<date>:<creator>`), assigned to chunks of `chunk_size` (`payout_chunks`).
 
-Paying an item happens in one transaction that holds the item's row lock across the Stripe
-call: lock → transfer with the item's idempotency key → mark paid + write the
-withdrawal_completed ledger entry (unique per item) → commit. A crash before the commit rolls
-the item back to pending/processing and the next run resends the same key, which Stripe
-answers with the transfer it already made.
-
-Workers claim whole chunks with `FOR NO KEY UPDATE SKIP LOCKED` on `payout_chunks`, held by a
-separate connection for as long as the chunk is worked on, so two runs (or two workers) never
-work on one chunk; a dead worker's lock disappears with its connection.
+Claiming chunks and items, and recording what Stripe answered, is in `payouts_work`; claiming
+a creator's tokens across payout dates in `payouts_claims`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -35,13 +27,14 @@ from sqlalchemy.engine import Connection
 
 from ..domain import payouts as rules
 from ..domain.money import minor_units_per_token
+from . import payouts_claims as claims
 from .meta import metadata
 
 NOW = sa.text("now()")
 FALSE = sa.text("false")
 
 KYC_STATUSES = ("pending", "verified", "rejected")
-ITEM_STATUSES = ("pending", "processing", "paid", "failed")
+ITEM_STATUSES = ("pending", "processing", "paid", "failed", "reversed")
 OPEN_ITEM_STATUSES = ("pending", "processing", "failed")  # tokens reserved, not yet debited
 BATCH_STATUSES = ("processing", "completed", "completed_with_failures")
 REQUEST_STATUSES = ("pending", "in_batch", "completed", "cancelled")
@@ -66,6 +59,7 @@ creators = sa.Table(
     sa.Column("account_requirements_due", JSONB),
     sa.Column("account_disabled_reason", sa.Text),
     sa.Column("account_checked_at", sa.DateTime(timezone=True)),
+    sa.Column("account_event_at", sa.DateTime(timezone=True)),  # last account.updated applied
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.UniqueConstraint("external_ref"),
@@ -127,6 +121,10 @@ payout_items = sa.Table(
     sa.Column("paid_at", sa.DateTime(timezone=True)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    # when the current key generation was first sent: Stripe prunes a key 24 h after first use
+    sa.Column("key_sent_at", sa.DateTime(timezone=True)),
+    sa.Column("amount_reversed_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("reversed_at", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("idempotency_key"),
     sa.UniqueConstraint("batch_id", "creator_id"),
     sa.UniqueConstraint("stripe_transfer_id"),
@@ -136,6 +134,10 @@ payout_items = sa.Table(
     sa.CheckConstraint(
         "status <> 'paid' OR (stripe_transfer_id IS NOT NULL AND paid_at IS NOT NULL)",
         name="paid_has_transfer",
+    ),
+    sa.CheckConstraint(
+        "status <> 'reversed' OR (stripe_transfer_id IS NOT NULL AND amount_reversed_minor > 0)",
+        name="reversed_has_transfer",
     ),
     sa.Index("ix_payout_items_batch_id_chunk_no", "batch_id", "chunk_no"),
     sa.Index(
@@ -156,6 +158,8 @@ payout_chunks = sa.Table(
     sa.Column("last_run_id", sa.Text),
     sa.Column("started_at", sa.DateTime(timezone=True)),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("leased_by", sa.Text),  # the worker holding the chunk until lease_until
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
     sa.CheckConstraint(_in("status", CHUNK_STATUSES), name="status"),
 )
 
@@ -183,6 +187,12 @@ ledger_entries = sa.Table(
         "payout_item_id IS NULL OR entry_type = 'withdrawal_completed'", name="item_withdrawal"
     ),
     sa.Index("ix_ledger_entries_creator_id_available_at", "creator_id", "available_at"),
+    sa.Index(
+        "ix_ledger_entries_reversal_reference",
+        "reference",
+        unique=True,
+        postgresql_where=sa.text("reference LIKE 'reversal:%'"),
+    ),
 )
 
 withdrawal_requests = sa.Table(
@@ -319,7 +329,7 @@ _BALANCES = """
 _CANDIDATES_SQL = sa.text(
     f"""
     WITH {_BALANCES}
-    SELECT c.id, c.stripe_account_id
+    SELECT c.id, c.stripe_account_id, c.account_event_at
     FROM lending.creators c
     JOIN bal ON bal.creator_id = c.id
     LEFT JOIN reserved r ON r.creator_id = c.id
@@ -422,13 +432,14 @@ def _lock_payout_date(conn: Connection, payout_date: date) -> None:
 
 def account_refresh_candidates(
     conn: Connection, *, payout_date: date, as_of: datetime, minimum_tokens: int
-) -> list[tuple[int, str]]:
-    """Creators who pass every rule but the account state: (creator id, Stripe account id)."""
+) -> list[tuple[int, str, datetime | None]]:
+    """Creators who pass every rule but the account state: (creator id, Stripe account id,
+    when a verified account.updated event last set its state)."""
     rows = conn.execute(
         _CANDIDATES_SQL,
         {"as_of": as_of, "payout_date": payout_date, "minimum": minimum_tokens},
     )
-    return [(creator_id, account) for creator_id, account in rows]
+    return [(creator_id, account, event_at) for creator_id, account, event_at in rows]
 
 
 def apply_account_states(conn: Connection, states: Sequence[dict[str, Any]]) -> int:
@@ -576,6 +587,8 @@ def latest_batch(conn: Connection) -> BatchTotals | None:
 class BatchCreation:
     totals: BatchTotals
     created: bool  # False: the batch existed; nothing new was written
+    claims_reduced: int = 0  # proposals shrunk to what other dates had left unclaimed
+    claims_dropped: int = 0  # proposals dropped: other dates had claimed the tokens
 
 
 def create_batch(
@@ -586,6 +599,10 @@ def create_batch(
     run_id: str | None = None,
 ) -> BatchCreation:
     """Freeze the evaluated eligibility of `payout_date` into a batch, its items and chunks.
+
+    The evaluation is re-checked under one row lock per creator first
+    (`payouts_claims.claim_creator_tokens`): tokens another payout date claimed meanwhile are
+    not claimed again, whatever runs overlap.
 
     Idempotent: when the batch exists nothing is written (a second run, concurrent or later,
     creates no second batch or item)."""
@@ -603,6 +620,13 @@ def create_batch(
             f"payout date {payout_date}: eligibility was never evaluated; materialize "
             "eligible_creators for this partition first"
         )
+    claim = claims.claim_creator_tokens(
+        conn,
+        payout_date=payout_date,
+        as_of=evaluation.as_of,
+        minimum_tokens=evaluation.minimum_tokens,
+        minor_per_token=minor_units_per_token(evaluation.token_rate, evaluation.currency),
+    )
     batch_id = conn.execute(
         insert(payout_batches)
         .values(
@@ -659,7 +683,12 @@ def create_batch(
         ),
         params,
     )
-    return BatchCreation(refresh_batch_totals(conn, batch_id), created=True)
+    return BatchCreation(
+        refresh_batch_totals(conn, batch_id),
+        created=True,
+        claims_reduced=claim["reduced"],
+        claims_dropped=claim["dropped"],
+    )
 
 
 def refresh_batch_totals(conn: Connection, batch_id: int) -> BatchTotals:
@@ -671,12 +700,12 @@ def refresh_batch_totals(conn: Connection, batch_id: int) -> BatchTotals:
                 SELECT count(*) AS items,
                        count(*) FILTER (WHERE status IN ('pending', 'processing')) AS open,
                        count(*) FILTER (WHERE status = 'paid') AS paid,
-                       count(*) FILTER (WHERE status = 'failed') AS failed,
+                       count(*) FILTER (WHERE status IN ('failed', 'reversed')) AS failed,
                        coalesce(sum(tokens), 0) AS tokens,
                        coalesce(sum(amount_minor), 0) AS amount,
                        coalesce(sum(amount_minor) FILTER (WHERE status = 'paid'), 0) AS paid_amount,
-                       coalesce(sum(amount_minor) FILTER (WHERE status = 'failed'), 0)
-                           AS failed_amount
+                       coalesce(sum(amount_minor) FILTER (
+                           WHERE status IN ('failed', 'reversed')), 0) AS failed_amount
                 FROM lending.payout_items WHERE batch_id = :batch_id
             )
             UPDATE lending.payout_batches b
@@ -709,6 +738,11 @@ class BatchInvariants:
     item_count: int
     duplicate_creators: list[int]
     creators_in_other_open_batches: list[int]
+    overdrawn_creators: list[int]  # open items of every date claim more than the balance
+
+    @property
+    def no_creator_twice(self) -> bool:
+        return not self.duplicate_creators and not self.overdrawn_creators
 
     @property
     def totals_match(self) -> bool:
@@ -719,8 +753,9 @@ class BatchInvariants:
 
 
 def batch_invariants(conn: Connection, batch_id: int) -> BatchInvariants:
-    """What the blocking check before transfers verifies: the batch total is the sum of its
-    items, and no creator appears twice (in the batch, or open in another batch)."""
+    """What the blocking checks before transfers verify: the batch total is the sum of its
+    items; no creator appears twice in the batch, and no creator's open items across every
+    payout date claim more tokens than their balance holds."""
     row = conn.execute(
         sa.text(
             """
@@ -749,6 +784,7 @@ def batch_invariants(conn: Connection, batch_id: int) -> BatchInvariants:
         item_count=row.items,
         duplicate_creators=sorted(row.duplicates),
         creators_in_other_open_batches=sorted(row.elsewhere),
+        overdrawn_creators=claims.overdrawn_creators(conn, batch_id),
     )
 
 
@@ -765,7 +801,10 @@ def failed_items(conn: Connection, batch_id: int, limit: int = 50) -> list[sa.Ro
                 payout_items.c.retryable,
                 payout_items.c.attempts,
             )
-            .where(payout_items.c.batch_id == batch_id, payout_items.c.status == "failed")
+            .where(
+                payout_items.c.batch_id == batch_id,
+                payout_items.c.status.in_(("failed", "reversed")),
+            )
             .order_by(payout_items.c.creator_id)
             .limit(limit)
         )
@@ -783,9 +822,10 @@ def ledger_transfer_mismatches(conn: Connection, batch_id: int) -> list[str]:
             FROM lending.payout_items i
             LEFT JOIN lending.ledger_entries le ON le.payout_item_id = i.id
             WHERE i.batch_id = :batch_id
-              AND ((i.status = 'paid' AND (le.id IS NULL OR le.reference <> i.stripe_transfer_id
-                                           OR le.tokens <> -i.tokens))
-                   OR (i.status <> 'paid' AND le.id IS NOT NULL))
+              AND ((i.status IN ('paid', 'reversed')
+                    AND (le.id IS NULL OR le.reference <> i.stripe_transfer_id
+                         OR le.tokens <> -i.tokens))
+                   OR (i.status NOT IN ('paid', 'reversed') AND le.id IS NOT NULL))
             ORDER BY i.idempotency_key
             """
         ),
@@ -807,256 +847,6 @@ def open_chunk_count(conn: Connection, batch_id: int) -> int:
             payout_chunks.c.batch_id == batch_id, payout_chunks.c.status == "pending"
         )
     ).scalar_one()
-
-
-@dataclass
-class ChunkLease:
-    batch_id: int
-    chunk_no: int
-    lock_conn: Connection  # holds the chunk's row lock until the lease ends
-
-
-@contextmanager
-def lease_next_chunk(
-    engine: sa.Engine, batch_id: int, run_id: str | None
-) -> Iterator[ChunkLease | None]:
-    """Lock the next pending chunk nobody else holds (None when there is none).
-
-    The lock lives in its own connection's open transaction; leaving the block normally marks
-    the chunk done when none of its items is still pending or processing, an exception leaves
-    it pending for the next run. Either way the lock is released.
-    """
-    with engine.connect() as lock_conn:
-        transaction = lock_conn.begin()
-        try:
-            chunk_no = lock_conn.execute(
-                sa.text(
-                    """
-                    SELECT chunk_no FROM lending.payout_chunks
-                    WHERE batch_id = :batch_id AND status = 'pending'
-                    ORDER BY chunk_no
-                    LIMIT 1
-                    FOR NO KEY UPDATE SKIP LOCKED
-                    """
-                ),
-                {"batch_id": batch_id},
-            ).scalar_one_or_none()
-            if chunk_no is None:
-                transaction.rollback()
-                yield None
-                return
-            lock_conn.execute(
-                sa.update(payout_chunks)
-                .where(payout_chunks.c.batch_id == batch_id, payout_chunks.c.chunk_no == chunk_no)
-                .values(
-                    passes=payout_chunks.c.passes + 1, started_at=sa.func.now(), last_run_id=run_id
-                )
-            )
-            yield ChunkLease(batch_id, chunk_no, lock_conn)
-            lock_conn.execute(
-                sa.text(
-                    """
-                    UPDATE lending.payout_chunks SET status = 'done', finished_at = now()
-                    WHERE batch_id = :batch_id AND chunk_no = :chunk_no
-                      AND NOT EXISTS (
-                          SELECT 1 FROM lending.payout_items
-                          WHERE batch_id = :batch_id AND chunk_no = :chunk_no
-                            AND status IN ('pending', 'processing'))
-                    """
-                ),
-                {"batch_id": batch_id, "chunk_no": chunk_no},
-            )
-            transaction.commit()
-        except BaseException:
-            if transaction.is_active:
-                transaction.rollback()
-            raise
-
-
-def start_chunk_items(conn: Connection, lease: ChunkLease, run_id: str | None) -> list[int]:
-    """Mark the chunk's unpaid items `processing` (visible progress) and return their ids."""
-    conn.execute(
-        sa.update(payout_items)
-        .where(
-            payout_items.c.batch_id == lease.batch_id,
-            payout_items.c.chunk_no == lease.chunk_no,
-            payout_items.c.status == "pending",
-        )
-        .values(
-            status="processing",
-            claimed_by=run_id,
-            claimed_at=sa.func.now(),
-            updated_at=sa.func.now(),
-        )
-    )
-    return list(
-        conn.execute(
-            sa.select(payout_items.c.id)
-            .where(
-                payout_items.c.batch_id == lease.batch_id,
-                payout_items.c.chunk_no == lease.chunk_no,
-                payout_items.c.status.in_(("pending", "processing")),
-            )
-            .order_by(payout_items.c.id)
-        ).scalars()
-    )
-
-
-@dataclass(frozen=True)
-class LockedItem:
-    id: int
-    batch_id: int
-    creator_id: int
-    payout_date: date
-    idempotency_key: str
-    tokens: int
-    amount_minor: int
-    currency: str
-    destination_account: str
-    status: str
-    attempts: int
-    key_generation: int
-    error_kind: str | None
-    outcome_unknown: bool
-    error_replayed: bool
-    claimed_at: datetime | None
-    last_attempt_at: datetime | None
-    hours_since_attempt: float
-
-    @property
-    def stripe_key(self) -> str:
-        return rules.stripe_idempotency_key(self.idempotency_key, self.key_generation)
-
-
-_LOCK_ITEM_SQL = """
-    SELECT i.id, i.batch_id, i.creator_id, b.payout_date, i.idempotency_key, i.tokens,
-           i.amount_minor, i.currency, i.destination_account, i.status, i.attempts,
-           i.key_generation, i.error_kind, i.outcome_unknown, i.error_replayed, i.claimed_at,
-           i.last_attempt_at,
-           coalesce(extract(epoch FROM now() - coalesce(i.last_attempt_at, i.claimed_at)) / 3600,
-                    0)::float AS hours_since_attempt
-    FROM lending.payout_items i
-    JOIN lending.payout_batches b ON b.id = i.batch_id
-    WHERE i.id = :item_id AND i.status IN :statuses
-    FOR NO KEY UPDATE OF i SKIP LOCKED
-"""
-
-
-def lock_item(conn: Connection, item_id: int, statuses: Sequence[str]) -> LockedItem | None:
-    """Lock one item in one of `statuses` for the rest of the transaction, or None (paid
-    meanwhile, or locked by someone else)."""
-    row = conn.execute(
-        sa.text(_LOCK_ITEM_SQL).bindparams(sa.bindparam("statuses", expanding=True)),
-        {"item_id": item_id, "statuses": list(statuses)},
-    ).first()
-    return None if row is None else LockedItem(**row._mapping)
-
-
-def record_item_paid(
-    conn: Connection, item: LockedItem, *, transfer_id: str, counted_attempt: bool = True
-) -> None:
-    """Item paid, its withdrawal ledger entry, its withdrawal requests completed — together."""
-    conn.execute(
-        sa.update(payout_items)
-        .where(payout_items.c.id == item.id)
-        .values(
-            status="paid",
-            stripe_transfer_id=transfer_id,
-            paid_at=sa.func.now(),
-            attempts=payout_items.c.attempts + (1 if counted_attempt else 0),
-            last_attempt_at=sa.func.now(),
-            error_kind=None,
-            error_code=None,
-            error_message=None,
-            retryable=None,
-            outcome_unknown=False,
-            error_replayed=False,
-            updated_at=sa.func.now(),
-        )
-    )
-    conn.execute(
-        sa.insert(ledger_entries).values(
-            creator_id=item.creator_id,
-            entry_type="withdrawal_completed",
-            tokens=-item.tokens,
-            created_at=sa.func.now(),
-            available_at=sa.func.now(),
-            payout_item_id=item.id,
-            reference=transfer_id,
-            description=f"payout {item.payout_date.isoformat()}",
-        )
-    )
-    conn.execute(
-        sa.update(withdrawal_requests)
-        .where(
-            withdrawal_requests.c.payout_item_id == item.id,
-            withdrawal_requests.c.status == "in_batch",
-        )
-        .values(status="completed", updated_at=sa.func.now())
-    )
-
-
-def record_item_failed(
-    conn: Connection,
-    item: LockedItem,
-    *,
-    kind: str,
-    code: str | None,
-    message: str,
-    retryable: bool,
-    outcome_unknown: bool,
-    replayed: bool,
-) -> None:
-    conn.execute(
-        sa.update(payout_items)
-        .where(payout_items.c.id == item.id)
-        .values(
-            status="failed",
-            error_kind=kind,
-            error_code=code,
-            error_message=message[:2000],
-            retryable=retryable,
-            outcome_unknown=outcome_unknown,
-            error_replayed=replayed,
-            attempts=payout_items.c.attempts + 1,
-            last_attempt_at=sa.func.now(),
-            updated_at=sa.func.now(),
-        )
-    )
-
-
-def start_new_key_generation(conn: Connection, item: LockedItem) -> LockedItem:
-    """After confirming Stripe holds no transfer for the item: the next attempt uses a new key."""
-    generation = conn.execute(
-        sa.update(payout_items)
-        .where(payout_items.c.id == item.id)
-        .values(key_generation=payout_items.c.key_generation + 1, updated_at=sa.func.now())
-        .returning(payout_items.c.key_generation)
-    ).scalar_one()
-    return LockedItem(**{**vars(item), "key_generation": generation})
-
-
-def retry_candidates(
-    conn: Connection, *, retry_final_kinds: Sequence[str], max_attempts: int, limit: int
-) -> list[int]:
-    """Failed items the daily retry may act on: retryable ones, plus final kinds an operator
-    asked to retry, under the attempt limit; oldest payout date first."""
-    return list(
-        conn.execute(
-            sa.select(payout_items.c.id)
-            .join(payout_batches, payout_batches.c.id == payout_items.c.batch_id)
-            .where(
-                payout_items.c.status == "failed",
-                payout_items.c.attempts < max_attempts,
-                sa.or_(
-                    payout_items.c.retryable.is_(True),
-                    payout_items.c.error_kind.in_(list(retry_final_kinds)),
-                ),
-            )
-            .order_by(payout_batches.c.payout_date, payout_items.c.id)
-            .limit(limit)
-        ).scalars()
-    )
 
 
 def batches_of_items(conn: Connection, item_ids: Sequence[int]) -> list[int]:

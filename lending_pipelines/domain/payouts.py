@@ -223,7 +223,7 @@ def retry_plan(
     error_kind: str,
     outcome_unknown: bool,
     replayed: bool,
-    hours_since_attempt: float,
+    key_age_hours: float,
     retry_final_kinds: Iterable[str] = (),
 ) -> RetryPlan:
     """How the daily retry treats a failed item.
@@ -231,13 +231,15 @@ def retry_plan(
     While the outcome is unknown and the key is fresh, the same key is sent again: Stripe either
     replays the transfer it made or executes the request once. A definite failure (a stored
     error, a final error an operator asked to retry, or a key old enough to be pruned) gets a
-    new attempt only after the transfer group shows no transfer.
+    new attempt only after the transfer group shows no transfer. `key_age_hours` counts from
+    the first time the item's current key generation was sent — Stripe prunes keys 24 h after
+    first use, whatever happened since.
     """
     if error_kind not in RETRYABLE_KINDS and error_kind not in set(retry_final_kinds):
         return RetryPlan.STOP
     if error_kind not in RETRYABLE_KINDS:
         return RetryPlan.CONFIRM_THEN_NEW_KEY
-    if replayed or hours_since_attempt >= IDEMPOTENCY_TRUST_HOURS:
+    if replayed or key_age_hours >= IDEMPOTENCY_TRUST_HOURS:
         return RetryPlan.CONFIRM_THEN_NEW_KEY
     if error_kind == "rate_limited" or outcome_unknown:
         return RetryPlan.SAME_KEY

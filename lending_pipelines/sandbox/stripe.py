@@ -318,9 +318,13 @@ class StripeSandbox(ProviderSandbox):
 
         `{"accounts": [{"id": "acct_1", "transfers": "inactive"}], "balance": {"usd": 500},
           "rate_limit_per_second": 25, "rate_limit_burst": 25, "transfer_failure_rate": 0.1}`
-        Setting `rate_limit_per_second` to null removes the limit.
+        Setting `rate_limit_per_second` to null removes the limit. `{"forget_idempotency_keys":
+        true}` drops every stored idempotency key, as Stripe prunes keys 24 h after first use:
+        a request resent with an old key afterwards is executed again.
         """
-        unknown = set(body) - (self.OPTION_NAMES - {"seed", "secret_key"})
+        unknown = (
+            set(body) - (self.OPTION_NAMES - {"seed", "secret_key"}) - {"forget_idempotency_keys"}
+        )
         if unknown:
             raise SandboxConfigError(f"stripe configure: unknown field(s) {sorted(unknown)}")
         accounts = [_account_from_spec(spec) for spec in body.get("accounts", [])]
@@ -339,6 +343,8 @@ class StripeSandbox(ProviderSandbox):
             self.lost_response_rate = _rate("lost_response_rate", body["lost_response_rate"])
         if "processing_ms" in body:
             self.processing_ms = int(body["processing_ms"])
+        if body.get("forget_idempotency_keys"):
+            self.idempotency.clear()
 
     def snapshot(self) -> dict:
         transfers = list(self.transfers.values())

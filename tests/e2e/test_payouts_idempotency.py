@@ -115,6 +115,28 @@ def _crashing_worker(db_url: str, sandbox_url: str, batch_id: int, crash_after: 
     run_chunk_worker(engine, batch_id, CrashAfter(client, crash_after), run_id="doomed-run")
 
 
+def leased_chunks(engine) -> list[tuple[str, int]]:
+    with engine.connect() as conn:
+        return [
+            (row.last_run_id, row.chunk_no)
+            for row in conn.execute(
+                sa.select(payouts_db.payout_chunks).where(
+                    payouts_db.payout_chunks.c.lease_until > sa.func.now()
+                )
+            )
+        ]
+
+
+def expire_chunk_leases(engine) -> None:
+    """Time passing: the lease of a worker that died runs out."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(payouts_db.payout_chunks)
+            .where(payouts_db.payout_chunks.c.lease_until.is_not(None))
+            .values(lease_until=sa.func.now() - sa.text("interval '1 second'"))
+        )
+
+
 def test_a_run_killed_mid_chunk_then_rerun_pays_every_creator_exactly_once(
     db,
     db_url,
@@ -139,6 +161,9 @@ def test_a_run_killed_mid_chunk_then_rerun_pays_every_creator_exactly_once(
     assert made == 5
     assert statuses.count("paid") == 4  # the 5th transfer exists at Stripe, not in our books
     assert statuses.count("processing") == 2  # the rest of the killed worker's chunk
+    # the dead worker's chunk lease is all that is left of it (no session, no transaction)
+    assert leased_chunks(db) == [("doomed-run", 1)]
+    expire_chunk_leases(db)  # LENDING_PAYOUT_LEASE_SECONDS later
 
     rerun = run_payouts(resources)
     assert rerun.success

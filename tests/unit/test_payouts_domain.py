@@ -221,7 +221,7 @@ def test_stripe_errors_are_classified_for_the_item(kind, retryable, unknown):
             RetryPlan.CONFIRM_THEN_NEW_KEY,
         ),
         (
-            {"error_kind": "connection", "outcome_unknown": True, "hours_since_attempt": 30},
+            {"error_kind": "connection", "outcome_unknown": True, "key_age_hours": 30},
             RetryPlan.CONFIRM_THEN_NEW_KEY,
         ),
         ({"error_kind": "balance_insufficient", "outcome_unknown": False}, RetryPlan.STOP),
@@ -244,5 +244,5 @@ def test_stripe_errors_are_classified_for_the_item(kind, retryable, unknown):
     ],
 )
 def test_the_retry_plan_resends_a_key_only_while_it_can_still_tell_the_truth(kwargs, plan):
-    values = {"replayed": False, "hours_since_attempt": 1.0, **kwargs}
+    values = {"replayed": False, "key_age_hours": 1.0, **kwargs}
     assert retry_plan(**values) is plan

@@ -73,6 +73,15 @@ def test_same_key_and_params_replays_the_first_answer_without_a_second_transfer(
     assert sandbox.state("stripe")["transfer_count"] == 1
 
 
+def test_a_key_pruned_like_stripe_does_after_24_hours_makes_a_second_transfer(http, sandbox):
+    first = transfer(http, "k-pruned")
+    sandbox.configure("stripe", {"forget_idempotency_keys": True})
+    second = transfer(http, "k-pruned")
+    assert second.json()["id"] != first.json()["id"]
+    assert "idempotent-replayed" not in second.headers
+    assert sandbox.state("stripe")["transfers_per_idempotency_key"] == {"k-pruned": 2}
+
+
 def test_same_key_with_other_params_is_an_idempotency_error(http, sandbox):
     transfer(http, "k-conflict")
     response = transfer(http, "k-conflict", amount="501")
