@@ -82,6 +82,7 @@ EXPECTED_ASSET_GROUPS: dict[str, str] = {
 EXPECTED_SENSORS: set[str] = {
     "escrow_run_failure_alert",
     "payouts_run_failure_alert",
+    "analytics_run_failure_alert",
     "mpesa_results_sensor",
     "stripe_events_sensor",
     "loans_run_failure_alert",
@@ -141,3 +142,11 @@ def test_every_sensor_is_registered():
 
 def test_resources_are_the_expected_set():
     assert EXPECTED_RESOURCES <= set(defs.resources or {})
+
+
+def test_every_named_job_is_watched_by_a_run_failure_alert():
+    from lending_pipelines.sensors.run_failures import RUN_FAILURE_SENSORS
+
+    watched = {job.name for sensor in RUN_FAILURE_SENSORS for job in sensor._monitored_jobs}
+    named = {job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
+    assert named - watched == set()

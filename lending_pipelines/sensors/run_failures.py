@@ -6,9 +6,11 @@ with a reason); while it is off, failures show in the Dagster UI but are not pos
 
 import dagster as dg
 
+from ..assets.analytics import ANALYTICS_JOBS
 from ..assets.escrow import ESCROW_JOBS
 from ..assets.loans_automation import LOANS_JOBS
 from ..assets.payouts import PAYOUT_JOBS
+from ..assets.payouts_stripe_events import STRIPE_EVENTS_JOBS
 from ..kill_switch import automation_paused
 from ..resources.alerts import AlertsResource
 from ..resources.database import DatabaseResource
@@ -51,10 +53,19 @@ loans_run_failure_alert = workflow_failure_sensor(
     "loans_run_failure_alert", "Loans workflow", LOANS_JOBS
 )
 payouts_run_failure_alert = workflow_failure_sensor(
-    "payouts_run_failure_alert", "Creator payout", PAYOUT_JOBS
+    "payouts_run_failure_alert", "Creator payout", [*PAYOUT_JOBS, *STRIPE_EVENTS_JOBS]
 )
 escrow_run_failure_alert = workflow_failure_sensor(
     "escrow_run_failure_alert", "Escrow workflow", ESCROW_JOBS
 )
 
-RUN_FAILURE_SENSORS = [loans_run_failure_alert, payouts_run_failure_alert, escrow_run_failure_alert]
+analytics_run_failure_alert = workflow_failure_sensor(
+    "analytics_run_failure_alert", "Analytics refresh", ANALYTICS_JOBS
+)
+
+RUN_FAILURE_SENSORS = [
+    loans_run_failure_alert,
+    payouts_run_failure_alert,
+    escrow_run_failure_alert,
+    analytics_run_failure_alert,
+]
