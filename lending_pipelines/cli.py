@@ -107,13 +107,17 @@ def cmd_seed(args: argparse.Namespace) -> int:
     from .db import migrate
     from .db.engine import get_engine
     from .seed import seed_all
+    from .seed.loans import inject_demo_faults
 
     _prepare_dev_environment()  # demo partners' credentials are encrypted with the dev key
     url = _operational_url()
     migrate.upgrade(url)
     with get_engine(url).begin() as conn:
         seeded = seed_all(conn, get_settings())
+        faults = inject_demo_faults(conn, get_settings()) if getattr(args, "faults", False) else []
     print("seeded:", ", ".join(seeded) or "(nothing to seed)")
+    for fault in faults:
+        print("fault injected:", fault)
     return 0
 
 
@@ -250,7 +254,11 @@ def parser() -> argparse.ArgumentParser:
     webhooks.add_argument("--host", help="bind address (default LENDING_WEBHOOKS_HOST)")
     webhooks.add_argument("--port", type=int, help="bind port (default LENDING_WEBHOOKS_PORT)")
     webhooks.set_defaults(func=cmd_webhooks)
-    sub.add_parser("seed", help="load idempotent demo data").set_defaults(func=cmd_seed)
+    seed = sub.add_parser("seed", help="load idempotent demo data")
+    seed.add_argument(
+        "--faults", action="store_true", help="then break the demo on purpose (see README)"
+    )
+    seed.set_defaults(func=cmd_seed)
     secrets_ = sub.add_parser("secrets", help="manage encrypted partner secrets")
     secrets_.add_argument("action", choices=["rotate"])
     secrets_.add_argument("--actor", default=os.environ.get("USER") or "operator")

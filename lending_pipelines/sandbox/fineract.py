@@ -16,13 +16,15 @@ Configure bodies: `{"tenants": [...]}` replaces the tenants, `{"add_tenants": [.
 `{"add_loans": {"tenant": "acme", "count": 3}}`, `{"lock_loans": {"tenant": "acme",
 "loan_ids": [1], "times": 2}}` (next 2 commands on loan 1 answer 409),
 `{"processing_delay_ms": 200}` (commands hold their idempotency key that long → 425 for a
-concurrent duplicate).
+concurrent duplicate), `{"invalid_phones": {"tenant": "acme", "every": 3}}` (every 3rd new
+client from now on has an unusable phone).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import random
 import re
@@ -97,14 +99,18 @@ LAST_NAMES = ("Wanjiru", "Mwangi", "Hassan", "Otieno", "Njeri", "Kiprop", "Mutua
 
 # The tenants `make dev` starts with: different sizes, one old server (sqlSearch), and `duka`,
 # which the seeded partner row deliberately configures with a wrong password.
+# The demo starts healthy: every phone number is payable (faults are injected on purpose, see
+# `invalid_phones` below and `lending seed --faults`).
 DEFAULT_TENANTS: list[dict[str, Any]] = [
-    {"id": "acme", "password": "acme-pass", "loans": 60, "new_loans_per_minute": 2},
+    {"id": "acme", "password": "acme-pass", "loans": 60, "new_loans_per_minute": 2,
+     "invalid_phone_every": 0},
     {"id": "kilimo", "password": "kilimo-pass", "loans": 25, "new_loans_per_minute": 1,
-     "version": "1.9.0"},
-    {"id": "jamii", "password": "jamii-pass", "loans": 150, "new_loans_per_minute": 0.5},
+     "version": "1.9.0", "invalid_phone_every": 0},
+    {"id": "jamii", "password": "jamii-pass", "loans": 150, "new_loans_per_minute": 0.5,
+     "invalid_phone_every": 0},
     {"id": "umoja", "password": "umoja-pass", "loans": 15, "new_loans_per_minute": 0.5,
-     "version": "1.8.4"},
-    {"id": "duka", "password": "duka-pass", "loans": 10},
+     "version": "1.8.4", "invalid_phone_every": 0},
+    {"id": "duka", "password": "duka-pass", "loans": 10, "invalid_phone_every": 0},
 ]  # fmt: skip
 
 
@@ -423,7 +429,7 @@ class FineractSandbox(ProviderSandbox):
             raise SandboxConfigError("fineract configure body must be a non-empty object")
         known = {
             "tenants", "add_tenants", "add_loans", "lock_loans", "processing_delay_ms",
-            "claim_total", "corrupt_loans",
+            "claim_total", "corrupt_loans", "invalid_phones",
         }  # fmt: skip
         unknown = set(body) - known
         if unknown:
@@ -448,6 +454,10 @@ class FineractSandbox(ProviderSandbox):
                 tenant.loans[loan_id].locked_for = int(spec.get("times", 1))
         if "processing_delay_ms" in body:
             self._processing_delay = int(body["processing_delay_ms"]) / 1000
+        if "invalid_phones" in body:  # from now on, every N-th new client's phone is unusable
+            spec = body["invalid_phones"]
+            tenant = self._configured_tenant(spec)
+            tenant.spec = dataclasses.replace(tenant.spec, invalid_phone_every=int(spec["every"]))
         if "claim_total" in body:
             spec = body["claim_total"]
             total = spec.get("total")

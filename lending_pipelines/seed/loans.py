@@ -8,14 +8,19 @@ this seeds one partner per tenant pointing at them:
   kilimo  25 loans, Fineract 1.9, auto-disbursal on product 1
   jamii   150 loans, auto-disbursal on product 2
   umoja   15 loans on an old Fineract (1.8.4: filtered with sqlSearch), product 1
-  duka    configured with a wrong password: every poll fails (and alerts after an hour)
+  duka    10 loans, no auto-disbursal
 
-About one client in ten has an unusable phone number, so some disbursements fail with a
-recorded reason. Existing partners are left as they are (operators may have changed them).
+The demo starts healthy. `inject_demo_faults` (`lending seed --faults`) then gives duka a wrong
+password (every poll fails with 401, and alerts after LENDING_PARTNER_FAILING_MINUTES) and makes
+every third new acme client's phone unusable (those disbursements fail with a masked reason).
+Existing partners are left as they are (operators may have changed them).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
+import httpx
 from sqlalchemy.engine import Connection
 
 from ..crypto import SecretBox
@@ -32,7 +37,8 @@ NAMES = {
     "duka": "Duka Finance",
 }
 AUTO_DISBURSAL_PRODUCTS = {"acme": [1, 2], "kilimo": [1], "jamii": [2], "umoja": [1]}
-WRONG_PASSWORD = {"duka"}
+FAULTY_PARTNER = "duka"
+INVALID_PHONE_TENANT, INVALID_PHONE_EVERY = "acme", 3
 CHARGES = {"acme": (3_000, 5_000_000)}  # (charge per disbursement, wallet) in KES cents
 
 
@@ -51,9 +57,7 @@ def demo_partners(settings: Settings) -> list[PartnerSetup]:
                 fineract_base_url=f"{settings.sandbox_url}/fineract",
                 fineract_tenant_id=tenant_id,
                 fineract_username=tenant.get("username", "mifos"),
-                fineract_password=(
-                    "not-the-password" if tenant_id in WRONG_PASSWORD else tenant["password"]
-                ),
+                fineract_password=tenant["password"],
                 fineract_filter_mode="sqlSearch" if old_server else "status",
                 mpesa=MpesaCredentials(
                     consumer_key=app["consumer_key"],
@@ -78,3 +82,23 @@ def seed_loans(conn: Connection, settings: Settings) -> None:
         save_partner(conn, partner, box, overwrite=False)
     for partner_id, products in AUTO_DISBURSAL_PRODUCTS.items():
         set_auto_disbursal(conn, partner_id, products, enabled=True)
+
+
+def inject_demo_faults(conn: Connection, settings: Settings) -> list[str]:
+    """Break the demo on purpose, to watch checks and alerts work; returns what was done."""
+    [duka] = [p for p in demo_partners(settings) if p.id == FAULTY_PARTNER]
+    box = SecretBox.from_settings(settings)
+    save_partner(conn, dataclasses.replace(duka, fineract_password="not-the-password"), box)
+    done = [f"partner {FAULTY_PARTNER!r} polls with a wrong password (401)"]
+    try:
+        httpx.post(
+            f"{settings.sandbox_url}/_admin/fineract/configure",
+            json={"invalid_phones": {"tenant": INVALID_PHONE_TENANT, "every": INVALID_PHONE_EVERY}},
+            timeout=5,
+        ).raise_for_status()
+    except httpx.HTTPError as exc:
+        done.append(f"sandbox not reached ({type(exc).__name__}): phones left valid")
+    else:
+        tenant, every = INVALID_PHONE_TENANT, INVALID_PHONE_EVERY
+        done.append(f"every {every}rd new {tenant!r} client has an unusable phone")
+    return done
