@@ -24,6 +24,16 @@ def store_event(
     return conn.execute(stmt).scalar() is not None
 
 
+def waiting_events(conn: Connection, provider: str) -> tuple[int, int | None]:
+    """How many of `provider`'s events wait to be applied, and the newest one's id."""
+    count, newest = conn.execute(
+        sa.select(sa.func.count(), sa.func.max(inbound_events.c.id)).where(
+            inbound_events.c.provider == provider, inbound_events.c.processed_at.is_(None)
+        )
+    ).one()
+    return count, newest
+
+
 def unprocessed_events(
     conn: Connection,
     provider: str,

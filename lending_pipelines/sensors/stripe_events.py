@@ -3,10 +3,9 @@ applied yet, launch `stripe_events_job` (unless one is already queued or running
 CRON_ENABLED is off — the events stay stored and are applied once it is back on."""
 
 import dagster as dg
-import sqlalchemy as sa
 
 from ..assets.payouts_stripe_events import PROVIDER, stripe_events_job
-from ..db.common import inbound_events
+from ..db.inbound import waiting_events
 from ..kill_switch import automation_paused
 from ..resources.database import DatabaseResource
 
@@ -31,11 +30,7 @@ def stripe_events_sensor(context: dg.SensorEvaluationContext, database: Database
     if skip is not None:
         return skip
     with database.connect() as conn:
-        waiting, newest = conn.execute(
-            sa.select(sa.func.count(), sa.func.max(inbound_events.c.id)).where(
-                inbound_events.c.provider == PROVIDER, inbound_events.c.processed_at.is_(None)
-            )
-        ).one()
+        waiting, newest = waiting_events(conn, PROVIDER)
     if not waiting:
         return dg.SkipReason("no unapplied Stripe events")
     running = context.instance.get_runs(
