@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from ..crypto import SecretBox
 from ..db import disbursement_attempts as attempts_db
+from ..db import disbursement_results as results_db
 from ..db import loans as loans_db
 from ..db.loans import OpenDisbursement, Partner
 from ..domain.disbursement import (
@@ -266,6 +267,8 @@ class Disburser:
             outcome, reason = "unknown", str(exc)
         except MpesaFinalError as exc:
             self._fail(request.id, str(exc), from_statuses=("unknown",))
+            with self.engine.begin() as conn:
+                attempts_db.refused(conn, ocid, exc.error_code)
             return "rejected"
         except MpesaError as exc:
             outcome, reason = "unknown", str(exc)
@@ -292,9 +295,7 @@ class Disburser:
             minutes=self.settings.disbursement_reconcile_after_minutes
         )
         with self.engine.begin() as conn:
-            due = attempts_db.due_reconciliations(
-                conn, cutoff, hinted_only=hinted_only, limit=limit
-            )
+            due = results_db.due_reconciliations(conn, cutoff, hinted_only=hinted_only, limit=limit)
         counts: Counter[str] = Counter()
         if not due:
             return counts
@@ -311,14 +312,14 @@ class Disburser:
             except MpesaError as exc:
                 log.warning("status query for request %s failed: %s", request.id, exc)
                 with self.engine.begin() as conn:
-                    attempts_db.mark_status_queried(
+                    results_db.mark_status_queried(
                         conn, request, query_conversation_id=None, query_originator_id=None,
                         error=str(exc),
                     )  # fmt: skip
                 counts["query_failed"] += 1
                 continue
             with self.engine.begin() as conn:
-                attempts_db.mark_status_queried(
+                results_db.mark_status_queried(
                     conn,
                     request,
                     query_conversation_id=ack.conversation_id,
@@ -399,7 +400,7 @@ class Disburser:
                     )
                     with self.engine.begin() as conn:
                         loans_db.mark_fineract_error(conn, row.id, problem)
-                        flagged = attempts_db.flag_for_review(
+                        flagged = results_db.flag_for_review(
                             conn, [(row.id, problem)], run_id=self.run_id
                         )
                     self.alarms.extend(reason for _, reason in flagged)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from ..db import disbursement_attempts as attempts_db
+from ..db import disbursement_results as results_db
 from ..db import inbound
 from ..domain.disbursement import judge_status_answer
 from ..resources.mpesa import MpesaPayloadError, MpesaResult, parse_result_callback
@@ -38,7 +38,7 @@ class CallbackReport:
 
 @dataclass
 class _Plan:
-    settlements: list[attempts_db.Settlement] = field(default_factory=list)
+    settlements: list[results_db.Settlement] = field(default_factory=list)
     not_found: list[tuple[int, str]] = field(default_factory=list)
     query_errors: list[tuple[int, str]] = field(default_factory=list)
     review: list[tuple[int, str]] = field(default_factory=list)
@@ -56,7 +56,7 @@ def _status_answer(plan: _Plan, target: sa.Row, result: MpesaResult) -> str:
     )
     if verdict.kind in ("succeeded", "failed"):
         plan.settlements.append(
-            attempts_db.Settlement(
+            results_db.Settlement(
                 request_id=target.id,
                 originator_conversation_id=target.queried_ocid,
                 status=verdict.kind,
@@ -103,11 +103,11 @@ def apply_callbacks(
                 processed[event.id] = str(exc)
         by_query = {
             t.query_conversation_id: t
-            for t in attempts_db.queries_answered(conn, [r.conversation_id for _, r in parsed])
+            for t in results_db.queries_answered(conn, [r.conversation_id for _, r in parsed])
         }
         by_ocid = {
             t.attempt_ocid: t
-            for t in attempts_db.attempts_named(
+            for t in results_db.attempts_named(
                 conn, [r.originator_conversation_id for _, r in parsed]
             )
         }
@@ -124,7 +124,7 @@ def apply_callbacks(
                     alarming.append(processed[event_id])
                     continue
                 current = target.queried_ocid == target.originator_conversation_id
-                if target.status in attempts_db.OPEN and current and not target.needs_review:
+                if target.status in results_db.OPEN and current and not target.needs_review:
                     kind = _status_answer(plan, target, result)
                     applied[f"answer_{kind}"] += 1
                     answered.append((result.conversation_id, kind))
@@ -144,7 +144,7 @@ def apply_callbacks(
                     )
                 continue
             current = target.attempt_ocid == target.originator_conversation_id
-            if target.status in attempts_db.OPEN and current:
+            if target.status in results_db.OPEN and current:
                 if target.conversation_id and result.conversation_id != target.conversation_id:
                     alarming.append(
                         f"an M-Pesa callback for disbursement request {target.id} carries "
@@ -157,17 +157,17 @@ def apply_callbacks(
                     f"M-Pesa reports payment {result.receipt} for disbursement request "
                     f"{target.id}, which is recorded as failed"
                 )
-        for row in attempts_db.settle(conn, plan.settlements, run_id=run_id):
+        for row in results_db.settle(conn, plan.settlements, run_id=run_id):
             applied[row.status] += 1
-        resent = attempts_db.record_not_found(
+        resent = results_db.record_not_found(
             conn, plan.not_found, settings.disbursement_not_found_gap_minutes, run_id=run_id
         )
         applied["resend_scheduled"] += len(resent)
-        attempts_db.record_query_errors(conn, plan.query_errors)
-        flagged = attempts_db.flag_for_review(conn, plan.review, run_id=run_id)
+        results_db.record_query_errors(conn, plan.query_errors)
+        flagged = results_db.flag_for_review(conn, plan.review, run_id=run_id)
         alarming.extend(reason for _, reason in flagged)
-        applied["hinted"] += attempts_db.hint(conn, sorted(set(plan.hints)))
-        attempts_db.mark_answered(conn, answered)
+        applied["hinted"] += results_db.hint(conn, sorted(set(plan.hints)))
+        results_db.mark_answered(conn, answered)
         inbound.mark_outcomes(conn, processed)
     errors = {event_id: error for event_id, error in processed.items() if error}
     effective = sum(applied.values())

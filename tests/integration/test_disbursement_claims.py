@@ -70,9 +70,21 @@ def test_claims_of_a_session_that_is_gone_lapse_and_are_not_charged_twice(db):
     six_due_requests(db)
     gone = db.connect()
     with gone.begin():
+        pid = gone.execute(sa.text("SELECT pg_backend_pid()")).scalar()
         assert len(attempts_db.due_submissions(gone, datetime.now(UTC))) == 6
+    with db.begin() as conn:  # while its session lives, nobody else takes its rows
+        assert attempts_db.due_submissions(conn, datetime.now(UTC)) == []
     gone.invalidate()  # the claiming process died: its database session is gone
     gone.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the server notices the closed socket
+        with db.connect() as conn:
+            alive = conn.execute(
+                sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            ).scalar()
+        if not alive:
+            break
+        time.sleep(0.05)
     with db.begin() as conn:
         again = attempts_db.due_submissions(conn, datetime.now(UTC))
     assert len(again) == 6 and wallet(db) == 500  # charged once, by the first claim

@@ -12,6 +12,7 @@ from cryptography.fernet import Fernet
 
 from lending_pipelines.crypto import EncryptionKeyError, SecretBox
 from lending_pipelines.db import disbursement_attempts as attempts_db
+from lending_pipelines.db import disbursement_results as results_db
 from lending_pipelines.db import loans as loans_db
 from lending_pipelines.db.loans import MpesaCredentials, PartnerSetup
 from lending_pipelines.resources.fineract import FineractLoan, LoanStatus
@@ -209,8 +210,8 @@ def begin(db, claim: attempts_db.Claim, ocid: str) -> None:
         ) == "started"  # fmt: skip
 
 
-def confirmed(claim, ocid: str, status: str, **extra) -> attempts_db.Settlement:
-    return attempts_db.Settlement(
+def confirmed(claim, ocid: str, status: str, **extra) -> results_db.Settlement:
+    return results_db.Settlement(
         request_id=claim.request.id, originator_conversation_id=ocid, status=status, **extra
     )
 
@@ -225,7 +226,7 @@ def test_a_result_arriving_before_the_ack_is_recorded_is_not_undone(db):
     begin(db, claim, "o1")
     assert status_of(db).status == "unknown"  # committed before the B2C call
     with db.begin() as conn:
-        attempts_db.settle(conn, [confirmed(claim, "o1", "succeeded", mpesa_transaction_id="SX1")])
+        results_db.settle(conn, [confirmed(claim, "o1", "succeeded", mpesa_transaction_id="SX1")])
         attempts_db.record_acknowledgement(conn, claim.request.id, "o1", "AG_1")  # late ack
     assert status_of(db).status == "succeeded" and status_of(db).mpesa_transaction_id == "SX1"
 
@@ -234,8 +235,8 @@ def test_a_settled_request_is_never_changed_by_a_later_result(db):
     claim = one_claim(db)
     begin(db, claim, "o1")
     with db.begin() as conn:
-        attempts_db.settle(conn, [confirmed(claim, "o1", "succeeded", mpesa_transaction_id="SX1")])
-        rows = attempts_db.settle(
+        results_db.settle(conn, [confirmed(claim, "o1", "succeeded", mpesa_transaction_id="SX1")])
+        rows = results_db.settle(
             conn, [confirmed(claim, "o1", "failed", failure_reason="17: late")]
         )
     assert rows == [] and status_of(db).status == "succeeded"
@@ -259,7 +260,7 @@ def test_the_charge_is_reserved_once_by_the_claim_and_refunded_when_the_request_
     begin(db, again, "o1")
     assert status_of(db).attempts == 1
     with db.begin() as conn:
-        attempts_db.settle(conn, [confirmed(again, "o1", "failed", failure_reason="2040: x")])
+        results_db.settle(conn, [confirmed(again, "o1", "failed", failure_reason="2040: x")])
     assert wallet() == 10_000 and status_of(db).charge_minor == 0
 
 
@@ -267,7 +268,7 @@ def test_a_known_failure_rearmed_gets_a_fresh_attempt_and_exhausted_ones_stop(db
     claim = one_claim(db)
     begin(db, claim, "o1")
     with db.begin() as conn:
-        attempts_db.settle(
+        results_db.settle(
             conn, [confirmed(claim, "o1", "failed", failure_reason="17", retryable=True)]
         )
         assert loans_db.rearm(conn, [claim.request.id]) == 1
@@ -277,7 +278,7 @@ def test_a_known_failure_rearmed_gets_a_fresh_attempt_and_exhausted_ones_stop(db
     assert fresh.request.attempts == 1
     begin(db, fresh, "o2")
     with db.begin() as conn:
-        attempts_db.settle(
+        results_db.settle(
             conn, [confirmed(fresh, "o2", "failed", failure_reason="17", retryable=True)]
         )
         assert loans_db.give_up(conn, [claim.request.id], max_attempts=2) == 1
