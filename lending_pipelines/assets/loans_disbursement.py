@@ -165,10 +165,16 @@ class Disburser:
                 for claim in claims:
                     counts[self._submit(claim, partners[claim.request.partner_id])] += 1
             finally:
-                session.rollback()
-                with session.begin():
-                    attempts_db.release_claims(session)
-                attempts_db.unlock_submitter(session)
+                try:
+                    session.rollback()
+                    with session.begin():
+                        attempts_db.release_claims(session)
+                    attempts_db.unlock_submitter(session)
+                except Exception:
+                    # Never hand a connection that may still hold the lock back to the pool:
+                    # closing it ends the session, which releases the lock and its claims.
+                    session.invalidate()
+                    raise
         return counts
 
     def _prepare(self, request: OpenDisbursement, partner: Partner) -> tuple[str, str | None] | str:
