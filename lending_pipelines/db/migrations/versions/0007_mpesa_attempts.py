@@ -4,7 +4,9 @@ of its acknowledgement authenticate its answer), row claims for submitters, resu
 callbacks and a review flag for mismatches.
 
 Requests that an older version left `pending` with a started attempt (sent or not, nobody
-knows) become `unknown`: a status query settles them, never a blind resend.
+knows) become `unknown`: a status query settles them, never a blind resend. Successes not yet
+recorded in Fineract and retryable failures, both taken from callbacks alone, are confirmed by
+a status query before anything acts on them.
 
 Revision ID: 0007_mpesa_attempts
 Revises: 0002_loans
@@ -99,6 +101,18 @@ def upgrade() -> None:
         "disbursement_status_queries",
         ["request_id"],
         schema=SCHEMA,
+    )
+    # Outcomes an older version took from a callback alone, that still matter: a success not yet
+    # recorded in Fineract, a retryable failure not yet retried. Both go back to `submitted` with
+    # a hint, so a status query confirms them before Fineract or a new attempt id sees them.
+    op.execute(
+        f"""
+        UPDATE {SCHEMA}.disbursement_requests SET status = 'submitted', resolved_at = NULL,
+            result_hint_at = now(), retryable = false, failure_reason = NULL
+        WHERE originator_conversation_id IS NOT NULL AND (
+            (status = 'succeeded' AND fineract_recorded_at IS NULL)
+            OR (status = 'failed' AND retryable AND result_code IS NOT NULL))
+        """
     )
     # Keep the id of every attempt already made.
     op.execute(
