@@ -209,3 +209,30 @@ def test_a_loan_already_disbursed_with_our_external_id_counts_as_recorded(world)
     assert after.status == "succeeded" and after.fineract_recorded_at is not None
     assert after.needs_review is None and not SENT_ALERTS
     assert len(fineract_disbursements(world)) == 1
+
+
+def test_a_callback_with_a_non_integer_result_code_is_kept_as_malformed_and_changes_nothing(world):
+    request = one_paid_loan(world)
+    body = {
+        "Result": {
+            "ResultType": 0,
+            "ResultCode": 0.4,  # truncated, it would read as 0: success
+            "ResultDesc": "The service request is processed successfully.",
+            "OriginatorConversationID": request.originator_conversation_id,
+            "ConversationID": request.conversation_id,
+            "TransactionID": "SX0000000Q",
+        }
+    }
+    assert (
+        httpx.post(f"{world.receiver_url}/mpesa/{CALLBACK_TOKEN}/result", json=body).status_code
+        == 200
+    )
+    world.apply_results()
+
+    [after] = world.requests()
+    assert after.status == "submitted" and after.mpesa_transaction_id is None
+    assert world.sandbox.state("mpesa")["status_queries"] == []  # not even a hint
+    with world.engine.connect() as conn:
+        [error] = conn.execute(sa.text("SELECT error FROM lending.inbound_events")).scalars()
+    assert "'Result.ResultCode'" in error and "0.4" in error
+    assert fineract_disbursements(world) == []
