@@ -324,6 +324,20 @@ class Settings:
         _int(0),
         "Submitted/unknown disbursements older than this are reconciled with a status query.",
     )
+    disbursement_not_found_gap_minutes: int = setting(
+        "LENDING_DISBURSEMENT_NOT_FOUND_GAP_MINUTES",
+        "30",
+        _int(0),
+        "An attempt M-Pesa reports not found is sent again (same id) only after a second "
+        "not-found answer at least this long after the first.",
+    )
+    disbursement_submitter_wait_seconds: int = setting(
+        "LENDING_DISBURSEMENT_SUBMITTER_WAIT_SECONDS",
+        "30",
+        _int(0),
+        "How long a B2C submitter (polling run, retry run, UI materialization) waits for "
+        "another one to finish before leaving the due rows to it.",
+    )
     disbursement_max_attempts: int = setting(
         "LENDING_DISBURSEMENT_MAX_ATTEMPTS",
         "5",

@@ -1,8 +1,10 @@
 """Workflow 1 automation: the polling job and schedule (every 10 minutes), the disbursement
 retry job and schedule (every 5 minutes), and the job the M-Pesa results sensor launches.
 
-Each job runs one at a time (run tag `lending/serial`, limited to 1 in dagster.yaml); the
-database keys and deterministic OriginatorConversationIDs keep overlapping runs correct anyway.
+Each job runs one at a time (run tag `lending/serial`, limited to 1 in dagster.yaml). That tag
+does not cover a UI "Materialize" of `loan_disbursements`, so every B2C submitter also takes the
+database's submitter lock and claims its rows (db/disbursement_attempts.py): overlapping runs of
+any kind send at most one B2C per request.
 Both schedules skip with a reason while CRON_ENABLED is off.
 """
 
@@ -52,8 +54,9 @@ def _metadata(prefix: str, counts: Counter[str]) -> dict[str, int]:
 
 @dg.op(
     tags={"lending/workflow": "loans"},
-    description="Apply stored M-Pesa results to disbursement requests, then record paid ones "
-    "in Fineract with the M-Pesa transaction id.",
+    description="Apply stored M-Pesa callbacks as hints (confirmed by a transaction-status "
+    "query sent right away) and status answers as outcomes, then record confirmed payments in "
+    "Fineract with the M-Pesa transaction id.",
 )
 def apply_mpesa_results(
     context: dg.OpExecutionContext,
@@ -64,8 +67,9 @@ def apply_mpesa_results(
 ) -> None:
     with _disburser(context, database, fineract, mpesa) as disburser:
         report = disburser.apply_callbacks()
+        queried = disburser.reconcile(hinted_only=True)  # confirm what the callbacks claim
         recorded = disburser.record_in_fineract()
-    for problem in report.alarming:
+    for problem in [*report.alarming, *disburser.alarms]:
         alerts.send("M-Pesa result needs attention", problem, severity="critical")
     for event_id, error in report.errors.items():
         context.log.warning(f"inbound event {event_id}: {error}")
@@ -74,6 +78,7 @@ def apply_mpesa_results(
             **_metadata("applied", report.applied),
             "ignored": report.ignored,
             "errors": len(report.errors),
+            **_metadata("status_query", queried),
             **_metadata("fineract", recorded),
         }
     )
@@ -106,6 +111,8 @@ def retry_disbursements(
         queried = disburser.reconcile()
         submitted = disburser.submit_due()
         recorded = disburser.record_in_fineract()
+    for problem in disburser.alarms:
+        alerts.send("M-Pesa disbursement needs attention", problem, severity="critical")
     if retried["stopped"]:
         alerts.send(
             "Disbursements stopped",

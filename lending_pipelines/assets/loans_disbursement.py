@@ -1,15 +1,15 @@
-"""M-Pesa loan disbursements: submit, apply results, reconcile, retry, record in Fineract.
+"""M-Pesa loan disbursements: submit, reconcile, retry, record in Fineract.
 
-Every step reads and writes `disbursement_requests` through `db.loans` and talks to partners
-through their own Fineract and Daraja credentials. The rules that make a double payment
-impossible (see domain/disbursement.py):
+Every step reads and writes `disbursement_requests` through `db.loans` /
+`db.disbursement_attempts` and talks to partners through their own Fineract and Daraja
+credentials. The rules that make a double payment impossible (see domain/disbursement.py):
 
-* the attempt's OriginatorConversationID is committed before the B2C call; a crash between the
-  call and the outcome leaves a pending row that is resent with the *same* id;
-* a B2C answer that may hide an acceptance (timeout, 5xx) makes the request `unknown`; it is
-  resolved by a transaction-status query, never by a resend with a new id;
-* a new id is minted only after the previous attempt is known failed (a result, or a status
-  query that found the failed payment).
+* one submitter at a time (a database lock every submitter takes), each claiming its rows;
+* the attempt is committed as `unknown` (with its own row and id) before the B2C call;
+* a callback is only a hint: a transaction-status query, answered for the ids of its own
+  acknowledgement and matching our ids, amount and receiver, is what settles a request;
+* a new attempt id is minted only after a confirmed failure; the same id is sent again only
+  after two not-found answers some time apart.
 """
 
 from __future__ import annotations
@@ -24,16 +24,15 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from ..crypto import SecretBox
-from ..db import inbound
+from ..db import disbursement_attempts as attempts_db
+from ..db import disbursement_results as results_db
 from ..db import loans as loans_db
-from ..db.loans import OpenDisbursement, Partner, ResultOutcome
+from ..db.loans import OpenDisbursement, Partner
 from ..domain.disbursement import (
     DisbursementRuleError,
     b2c_amount,
-    classify_result,
     next_attempt_at,
     originator_conversation_id,
-    status_query_outcome,
 )
 from ..domain.phone import InvalidPhoneError, normalise_msisdn
 from ..resources.fineract import FineractClient, FineractError, FineractResource, LoanStatusId
@@ -43,14 +42,10 @@ from ..resources.mpesa import (
     MpesaDuplicateRequestError,
     MpesaError,
     MpesaFinalError,
-    MpesaOutcomeUnknownError,
-    MpesaPayloadError,
     MpesaResource,
-    MpesaResult,
-    MpesaRetryableError,
-    parse_result_callback,
 )
 from ..settings import Settings
+from .loans_results import CallbackReport, apply_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +61,6 @@ def _jitter(request_id: int) -> float:
     return (request_id * 0.6180339887498949) % 1
 
 
-@dataclass(frozen=True)
-class CallbackReport:
-    applied: Counter[str]
-    ignored: int
-    errors: dict[int, str]
-    # A success M-Pesa reports for a request we do not hold open as paid: needs a person.
-    alarming: list[str] = field(default_factory=list)
-
-
 @dataclass
 class Disburser:
     engine: sa.Engine
@@ -83,6 +69,8 @@ class Disburser:
     mpesa: MpesaResource
     settings: Settings
     run_id: str | None = None
+    # Problems a person must look at (one per incident), for the caller to alert on.
+    alarms: list[str] = field(default_factory=list)
     _fineract_clients: dict[str, FineractClient] = field(default_factory=dict, repr=False)
     _mpesa_clients: dict[str, MpesaClient] = field(default_factory=dict, repr=False)
 
@@ -150,27 +138,49 @@ class Disburser:
     # --- submission ----------------------------------------------------------------------
 
     def submit_due(self, limit: int = 500) -> Counter[str]:
-        """Send every due pending request (new, deferred, or started-but-unrecorded)."""
-        with self.engine.begin() as conn:
-            due = loans_db.due_submissions(conn, datetime.now(UTC), limit)
+        """Send every due pending request (new, deferred, or a resend M-Pesa twice reported
+        not found). Every submitter — the polling job's asset, the retry job, a "Materialize"
+        from the UI — holds the database's submitter lock while it sends and claims its rows,
+        so two of them never send for the same request nor charge a wallet twice."""
         counts: Counter[str] = Counter()
-        if not due:
-            return counts
-        if not self.mpesa.callback_urls()[0]:
-            raise DisbursementConfigError(
-                "no M-Pesa ResultURL configured (LENDING_WEBHOOKS_URL + "
-                "LENDING_MPESA_CALLBACK_TOKEN): results could never arrive, nothing is sent"
-            )
-        partners = self._partners(request.partner_id for request in due)
-        for request in due:
-            counts[self._submit(request, partners[request.partner_id])] += 1
+        with self.engine.connect() as session:
+            if not attempts_db.has_due_submissions(session, datetime.now(UTC)):
+                session.commit()
+                return counts
+            session.commit()
+            if not self.mpesa.callback_urls()[0]:
+                raise DisbursementConfigError(
+                    "no M-Pesa ResultURL configured (LENDING_WEBHOOKS_URL + "
+                    "LENDING_MPESA_CALLBACK_TOKEN): results could never arrive, nothing is sent"
+                )
+            if not attempts_db.try_lock_submitter(
+                session, self.settings.disbursement_submitter_wait_seconds
+            ):
+                counts["submitter_busy"] += 1
+                return counts
+            try:
+                with session.begin():
+                    claims = attempts_db.due_submissions(session, datetime.now(UTC), limit)
+                partners = self._partners(claim.request.partner_id for claim in claims)
+                for claim in claims:
+                    counts[self._submit(claim, partners[claim.request.partner_id])] += 1
+            finally:
+                try:
+                    session.rollback()
+                    with session.begin():
+                        attempts_db.release_claims(session)
+                    attempts_db.unlock_submitter(session)
+                except Exception:
+                    # Never hand a connection that may still hold the lock back to the pool:
+                    # closing it ends the session, which releases the lock and its claims.
+                    session.invalidate()
+                    raise
         return counts
 
     def _prepare(self, request: OpenDisbursement, partner: Partner) -> tuple[str, str | None] | str:
-        """For a new attempt: the loan must still be approved in Fineract, and the borrower's
-        phone must be payable. Returns (phone, raw phone) or the outcome that ends here."""
-        if request.attempt_started_at is not None:
-            return request.phone or "", None
+        """The loan must still be approved in Fineract, and for a new attempt the borrower's
+        phone must be payable (a resend keeps the attempt's phone). Returns (phone, raw phone)
+        or the outcome that ends here."""
         loan_id = request.fineract_loan_id
         try:
             fineract = self._fineract_for(partner)
@@ -179,6 +189,8 @@ class Disburser:
                 reason = f"loan {loan_id} is {loan.status.value!r} in Fineract, no longer approved"
                 self._fail(request.id, f"{reason}; nothing sent")
                 return "not_approved"
+            if request.originator_conversation_id is not None and request.phone:
+                return request.phone, None
             client_id = loan.client_id or request.client_id
             if client_id is None:
                 self._fail(request.id, f"loan {loan_id} has no client (no phone); nothing sent")
@@ -196,7 +208,16 @@ class Disburser:
             self._fail(request.id, f"{exc}; nothing sent", phone_raw=borrower.mobile_no)
             return "invalid_phone"
 
-    def _submit(self, request: OpenDisbursement, partner: Partner) -> str:
+    def _submit(self, claim: attempts_db.Claim, partner: Partner) -> str:
+        request = claim.request
+        if claim.wallet_short:
+            self._fail(
+                request.id,
+                f"partner {partner.id!r} wallet cannot cover the disbursement charge; nothing sent",
+                retryable=True,
+                count_attempt=True,
+            )
+            return "wallet_short"
         if partner.config_error or partner.mpesa is None:
             self._defer(
                 request.id,
@@ -212,25 +233,22 @@ class Disburser:
         if isinstance(prepared, str):
             return prepared
         phone, phone_raw = prepared
+        try:  # a token now: an OAuth failure must happen before the attempt, not after it
+            self._mpesa_for(partner).access_token()
+        except MpesaError as exc:
+            self._defer(request.id, str(exc))
+            return "deferred"
         ocid = request.originator_conversation_id or originator_conversation_id(
             partner.id, request.fineract_loan_id, request.tranche, request.attempts + 1
         )
         with self.engine.begin() as conn:
-            started = loans_db.begin_attempt(
+            started = attempts_db.begin_attempt(
                 conn,
-                request,
+                claim,
                 originator_conversation_id=ocid,
                 phone=phone,
                 phone_raw=phone_raw,
                 run_id=self.run_id,
-            )
-        if started == "wallet_short":
-            self._fail(
-                request.id,
-                f"partner {partner.id!r} wallet cannot cover the disbursement charge; nothing sent",
-                retryable=True,
-                count_attempt=True,
-                phone_raw=phone_raw,
             )
         if started != "started":
             return started
@@ -239,6 +257,9 @@ class Disburser:
     def _send(
         self, request: OpenDisbursement, partner: Partner, ocid: str, phone: str, amount: int
     ) -> str:
+        """The attempt is committed as `unknown`; only an acknowledgement makes it `submitted`,
+        only a request Daraja refused as invalid makes it `failed`. Anything else (timeout, 5xx,
+        an incomplete acknowledgement, a duplicate refusal) stays `unknown` for a status query."""
         try:
             ack = self._mpesa_for(partner).b2c_payment(
                 originator_conversation_id=ocid,
@@ -246,183 +267,41 @@ class Disburser:
                 amount=amount,
                 occasion=f"{partner.id}-loan-{request.fineract_loan_id}",
             )
-        except MpesaDuplicateRequestError:
-            conversation_id, outcome = None, "already_sent"
-        except MpesaOutcomeUnknownError as exc:
-            with self.engine.begin() as conn:
-                loans_db.mark_unknown(conn, request.id, ocid, str(exc))
-            return "unknown"
-        except (MpesaRetryableError, MpesaAuthError) as exc:  # certainly not sent
-            self._defer(request.id, str(exc))
-            return "deferred"
+        except MpesaDuplicateRequestError as exc:
+            outcome, reason = "already_sent", str(exc)
+        except MpesaAuthError as exc:
+            outcome, reason = "unknown", str(exc)
         except MpesaFinalError as exc:
-            self._fail(request.id, str(exc))
+            self._fail(request.id, str(exc), from_statuses=("unknown",))
+            with self.engine.begin() as conn:
+                attempts_db.refused(conn, ocid, exc.error_code)
             return "rejected"
+        except MpesaError as exc:
+            outcome, reason = "unknown", str(exc)
         else:
-            conversation_id, outcome = ack.conversation_id, "submitted"
+            with self.engine.begin() as conn:
+                attempts_db.record_acknowledgement(conn, request.id, ocid, ack.conversation_id)
+            return "submitted"
         with self.engine.begin() as conn:
-            loans_db.mark_submitted(conn, request.id, ocid, conversation_id)
+            attempts_db.note_unknown(conn, request.id, ocid, reason)
         return outcome
 
     # --- results -------------------------------------------------------------------------
 
-    @staticmethod
-    def _b2c_outcome(result: MpesaResult) -> ResultOutcome:
-        if result.succeeded:
-            return ResultOutcome(
-                status="succeeded",
-                match_ocid=result.originator_conversation_id,
-                conversation_id=result.conversation_id,
-                mpesa_transaction_id=result.receipt,
-                result_code=result.result_code,
-                result_desc=result.result_desc,
-            )
-        verdict = classify_result(result.result_code, result.result_desc)
-        return ResultOutcome(
-            status="failed",
-            match_ocid=result.originator_conversation_id,
-            conversation_id=result.conversation_id,
-            result_code=result.result_code,
-            result_desc=result.result_desc,
-            failure_reason=verdict.reason,
-            retryable=verdict.retryable,
-        )
-
-    @staticmethod
-    def _query_outcome(result: MpesaResult) -> ResultOutcome | None:
-        """A transaction-status answer. It names the queried payment by the parameters'
-        OriginatorConversationID (or the Occasion we sent) and by the query's ConversationID."""
-        keys = {
-            "match_ocid": result.queried_originator_conversation_id,
-            "match_query_conversation_id": result.conversation_id,
-        }
-        if not result.succeeded:
-            # Nothing found: M-Pesa never took the attempt, or not yet. Resending the same
-            # OriginatorConversationID is safe either way (a duplicate is refused).
-            return ResultOutcome(status="pending", **keys)
-        verdict_status = status_query_outcome(result.transaction_status)
-        if verdict_status == "succeeded":
-            return ResultOutcome(
-                status="succeeded",
-                mpesa_transaction_id=result.receipt,
-                result_code="0",
-                result_desc=f"status query: {result.transaction_status}",
-                **keys,
-            )
-        if verdict_status == "failed":
-            code = str(result.parameters.get("TransactionReason") or "").strip()
-            reason_text = str(result.parameters.get("ReasonType") or result.transaction_status)
-            verdict = classify_result(code or "status_query", reason_text)
-            return ResultOutcome(
-                status="failed",
-                result_code=code or None,
-                result_desc=reason_text,
-                failure_reason=verdict.reason,
-                retryable=verdict.retryable,
-                **keys,
-            )
-        return None  # still in flight: the next reconciliation asks again
-
     def apply_callbacks(self, limit: int = 500) -> CallbackReport:
-        """Apply stored M-Pesa callbacks in one transaction: the events stay locked until their
-        effect is committed, so each applies exactly once.
-
-        A result with `TransactionStatus` answers a status query. Any other result is first
-        applied as a B2C result (matched by our OriginatorConversationID); a failed one without
-        parameters that matches nothing may be a status query that found nothing, and is then
-        applied as that (matched by the query's ConversationID or the Occasion we sent)."""
-        applied: Counter[str] = Counter()
-        processed: dict[int, str | None] = {}
-        alarming: list[str] = []
-        with self.engine.begin() as conn:
-            events = inbound.unprocessed_events(conn, "mpesa", limit=limit)
-            as_b2c: list[tuple[int, ResultOutcome]] = []
-            as_query: list[tuple[int, ResultOutcome]] = []
-            for event in events:
-                processed[event.id] = None
-                if (event.event_type or "").startswith("mpesa.timeout"):
-                    continue  # QueueTimeOut notice: reconciliation will ask
-                try:
-                    result = parse_result_callback(event.payload)
-                except MpesaPayloadError as exc:
-                    processed[event.id] = str(exc)
-                    continue
-                if result.is_status_query:
-                    outcome = self._query_outcome(result)
-                    if outcome is not None:
-                        as_query.append((event.id, outcome))
-                    continue
-                as_b2c.append((event.id, self._b2c_outcome(result)))
-                if not result.succeeded and not result.parameters:
-                    as_query.append((event.id, self._query_outcome(result)))
-            matched: set[int] = set()
-            for candidates in (as_b2c, as_query):
-                pending = [(e, o) for e, o in candidates if e not in matched]
-                by_key = {}
-                for event_id, outcome in pending:
-                    for key in (outcome.match_ocid, outcome.match_query_conversation_id):
-                        if key:
-                            by_key.setdefault(key, event_id)
-                rows = loans_db.apply_results(conn, [o for _, o in pending], run_id=self.run_id)
-                for row in rows:
-                    applied[row.status] += 1
-                    matched.update(by_key[k] for k in (row.ocid, row.query) if k in by_key)
-            unmatched = {e: o for e, o in as_b2c if e not in matched}
-            processed.update(self._unmatched(conn, list(unmatched.items()), alarming))
-            inbound.mark_outcomes(conn, processed)
-        errors = {event_id: error for event_id, error in processed.items() if error}
-        return CallbackReport(
-            applied=applied,
-            ignored=len(processed) - len(errors) - len(matched),
-            errors=errors,
-            alarming=alarming,
-        )
-
-    @staticmethod
-    def _unmatched(
-        conn: sa.Connection, unmatched: list[tuple[int, ResultOutcome]], alarming: list[str]
-    ) -> dict[int, str]:
-        """Results that changed nothing: repeats for settled requests are fine; results for
-        ids we never sent are errors; a success for a request recorded as failed is alarming."""
-        if not unmatched:
-            return {}
-        known = {}
-        for row in loans_db.settled_by_keys(
-            conn,
-            [o.match_ocid for _, o in unmatched if o.match_ocid],
-            [o.match_query_conversation_id for _, o in unmatched if o.match_query_conversation_id],
-        ):
-            known[row.originator_conversation_id] = row
-            if row.status_query_conversation_id:
-                known[row.status_query_conversation_id] = row
-        errors: dict[int, str] = {}
-        for event_id, outcome in unmatched:
-            row = known.get(outcome.match_ocid) or known.get(outcome.match_query_conversation_id)
-            if row is None:
-                errors[event_id] = (
-                    f"no disbursement request for OriginatorConversationID {outcome.match_ocid!r}"
-                )
-                if outcome.status == "succeeded":
-                    alarming.append(
-                        f"M-Pesa reports payment {outcome.mpesa_transaction_id} for unknown "
-                        f"OriginatorConversationID {outcome.match_ocid!r}"
-                    )
-            elif outcome.status == "succeeded" and row.status == "failed":
-                alarming.append(
-                    f"M-Pesa reports payment {outcome.mpesa_transaction_id} for disbursement "
-                    f"request {row.id}, which is recorded as failed"
-                )
-        return errors
+        """Apply stored M-Pesa callbacks (see loans_results.py): hints and confirmed answers."""
+        return apply_callbacks(self.engine, self.settings, run_id=self.run_id, limit=limit)
 
     # --- reconciliation and retries ------------------------------------------------------
 
-    def reconcile(self, limit: int = 500) -> Counter[str]:
-        """Ask M-Pesa about requests with no result in time. Never resends anything."""
+    def reconcile(self, *, hinted_only: bool = False, limit: int = 500) -> Counter[str]:
+        """Ask M-Pesa about open requests a callback hinted at and (unless `hinted_only`) those
+        without an answer in time. Never sends a payment."""
         cutoff = datetime.now(UTC) - timedelta(
             minutes=self.settings.disbursement_reconcile_after_minutes
         )
         with self.engine.begin() as conn:
-            due = loans_db.due_reconciliations(conn, cutoff, limit)
+            due = results_db.due_reconciliations(conn, cutoff, hinted_only=hinted_only, limit=limit)
         counts: Counter[str] = Counter()
         if not due:
             return counts
@@ -438,10 +317,20 @@ class Disburser:
                 )
             except MpesaError as exc:
                 log.warning("status query for request %s failed: %s", request.id, exc)
+                with self.engine.begin() as conn:
+                    results_db.mark_status_queried(
+                        conn, request, query_conversation_id=None, query_originator_id=None,
+                        error=str(exc),
+                    )  # fmt: skip
                 counts["query_failed"] += 1
                 continue
             with self.engine.begin() as conn:
-                loans_db.mark_status_queried(conn, request.id, ack.conversation_id)
+                results_db.mark_status_queried(
+                    conn,
+                    request,
+                    query_conversation_id=ack.conversation_id,
+                    query_originator_id=ack.originator_conversation_id,
+                )
             counts["queried"] += 1
         return counts
 
@@ -475,9 +364,11 @@ class Disburser:
     # --- Fineract ------------------------------------------------------------------------
 
     def record_in_fineract(self, limit: int = 500) -> Counter[str]:
-        """Record every paid, unrecorded disbursement in Fineract (disburse command carrying the
-        M-Pesa transaction id). The Idempotency-Key makes a repeat a replay; on servers without
-        idempotency a repeat finds the loan already active, which counts as recorded."""
+        """Record every confirmed, unrecorded disbursement in Fineract (disburse command with
+        the transaction externalId `mpesa-<receipt>`). The Idempotency-Key makes a repeat a
+        replay. A loan Fineract already shows disbursed counts as recorded only when one of its
+        transactions carries our externalId; otherwise someone disbursed it another way: the
+        request is held for a person and an alert goes out (`alarms`)."""
         with self.engine.begin() as conn:
             rows = loans_db.succeeded_unrecorded(conn, limit)
         counts: Counter[str] = Counter()
@@ -487,18 +378,40 @@ class Disburser:
         today = datetime.now(ZoneInfo(self.settings.loans_timezone)).date()
         for row in rows:
             client = self._fineract_for(partners[row.partner_id])
+            external_id = f"mpesa-{row.mpesa_transaction_id}"
             try:
                 result = client.disburse(
                     row.fineract_loan_id,
                     on=today,
                     reference=row.mpesa_transaction_id,
+                    transaction_external_id=external_id,
                     receipt_number=row.mpesa_transaction_id,
                     note=f"Disbursed via M-Pesa B2C, transaction {row.mpesa_transaction_id}",
                 )
                 transaction_id = result.sub_resource_id
             except FineractError as exc:
-                if NOT_DISBURSABLE in exc.error_codes and self._already_active(client, row):
+                verdict = (
+                    self._already_recorded(client, row, external_id)
+                    if NOT_DISBURSABLE in exc.error_codes
+                    else None
+                )
+                if verdict == "ours":
                     transaction_id = None
+                elif verdict == "other":
+                    problem = (
+                        f"partner {row.partner_id!r} loan {row.fineract_loan_id} is already "
+                        f"disbursed in Fineract, but no transaction carries externalId "
+                        f"{external_id!r}: it was disbursed another way while M-Pesa paid "
+                        f"{row.mpesa_transaction_id} (disbursement request {row.id})"
+                    )
+                    with self.engine.begin() as conn:
+                        loans_db.mark_fineract_error(conn, row.id, problem)
+                        flagged = results_db.flag_for_review(
+                            conn, [(row.id, problem)], run_id=self.run_id
+                        )
+                    self.alarms.extend(reason for _, reason in flagged)
+                    counts["needs_review"] += 1
+                    continue
                 else:
                     with self.engine.begin() as conn:
                         loans_db.mark_fineract_error(conn, row.id, str(exc))
@@ -510,8 +423,13 @@ class Disburser:
         return counts
 
     @staticmethod
-    def _already_active(client: FineractClient, row: sa.Row) -> bool:
+    def _already_recorded(client: FineractClient, row: sa.Row, external_id: str) -> str | None:
+        """ "ours" when the loan is active with our disbursement transaction, "other" when it is
+        active without it, None when that cannot be told now."""
         try:
-            return client.get_loan(row.fineract_loan_id).status.id >= LoanStatusId.ACTIVE
+            if client.get_loan(row.fineract_loan_id).status.id < LoanStatusId.ACTIVE:
+                return None
+            ids = client.loan_transaction_external_ids(row.fineract_loan_id)
         except FineractError:
-            return False
+            return None
+        return "ours" if external_id in ids else "other"

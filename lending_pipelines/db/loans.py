@@ -5,10 +5,9 @@ only decrypted into `Partner` objects whose repr hides them. Tracked loans are u
 partners in one `INSERT ... SELECT FROM unnest(...) ON CONFLICT` statement; poll attempts are
 opened and closed for all partners in one statement each.
 
-Disbursements follow the outbox discipline: `begin_attempt` commits the attempt's
-OriginatorConversationID before the B2C call; the outcome is recorded in a second transaction.
-A crash in between leaves a `pending` row with `attempt_started_at` set, which the next run sends
-again with the same id (Daraja refuses a duplicate, so nobody is paid twice).
+Disbursement requests are created here; claiming, attempts, status queries and results live in
+`db/disbursement_attempts.py` (an attempt is committed as `unknown` before its B2C call, so a
+crash in between leaves a row that a status query settles).
 """
 
 from __future__ import annotations
@@ -161,6 +160,14 @@ disbursement_requests = sa.Table(
     sa.Column("fineract_transaction_id", sa.BigInteger),
     sa.Column("fineract_error", sa.Text),
     *_timestamps(),
+    # 0007: claims, the last status query's acknowledged ids, callback hints, review flag
+    sa.Column("claimed_by_pid", sa.Integer),
+    sa.Column("claimed_at", sa.DateTime(timezone=True)),
+    sa.Column("status_query_originator_id", sa.Text),
+    sa.Column("last_status_query_error", sa.Text),
+    sa.Column("result_hint_at", sa.DateTime(timezone=True)),
+    sa.Column("confirmed_at", sa.DateTime(timezone=True)),
+    sa.Column("needs_review", sa.Text),
     sa.UniqueConstraint("partner_id", "fineract_loan_id", "tranche"),
     sa.UniqueConstraint("originator_conversation_id"),
     sa.CheckConstraint(f"status IN ({', '.join(repr(s) for s in STATUSES)})", name="status"),
@@ -178,6 +185,51 @@ disbursement_requests = sa.Table(
     sa.Index(
         "ix_disbursement_requests_status_query_conversation_id", "status_query_conversation_id"
     ),
+)
+
+disbursement_attempts = sa.Table(
+    "disbursement_attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column(
+        "request_id", sa.BigInteger, sa.ForeignKey(disbursement_requests.c.id), nullable=False
+    ),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("originator_conversation_id", sa.Text, nullable=False),
+    sa.Column("conversation_id", sa.Text),
+    sa.Column("status", sa.Text, nullable=False, server_default="open"),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("mpesa_transaction_id", sa.Text),
+    sa.Column("result_code", sa.Text),
+    sa.Column("not_found_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("first_not_found_at", sa.DateTime(timezone=True)),
+    sa.Column("last_not_found_at", sa.DateTime(timezone=True)),
+    sa.Column("resends", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_resent_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.UniqueConstraint("originator_conversation_id"),
+    sa.UniqueConstraint("request_id", "attempt"),
+    sa.CheckConstraint("status IN ('open', 'succeeded', 'failed')", name="status"),
+    sa.Index("ix_disbursement_attempts_request_id", "request_id"),
+)
+
+disbursement_status_queries = sa.Table(
+    "disbursement_status_queries",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column(
+        "request_id", sa.BigInteger, sa.ForeignKey(disbursement_requests.c.id), nullable=False
+    ),
+    sa.Column("originator_conversation_id", sa.Text, nullable=False),
+    sa.Column("query_conversation_id", sa.Text, nullable=False),
+    sa.Column("query_originator_id", sa.Text, nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Column("answered_at", sa.DateTime(timezone=True)),
+    sa.Column("verdict", sa.Text),
+    sa.UniqueConstraint("query_conversation_id"),
+    sa.Index("ix_disbursement_status_queries_request_id", "request_id"),
 )
 
 T = f"{SCHEMA}."  # schema prefix for the raw SQL below
@@ -585,130 +637,6 @@ def _open(rows: Iterable[sa.Row]) -> list[OpenDisbursement]:
     return [OpenDisbursement(**row._mapping) for row in rows]
 
 
-def due_submissions(conn: Connection, now: datetime, limit: int = 500) -> list[OpenDisbursement]:
-    """Pending requests whose next attempt is due: new ones, deferred ones, and ones whose
-    attempt was started but never recorded (sent again with the same OriginatorConversationID)."""
-    return _open(
-        conn.execute(
-            sa.text(
-                f"SELECT {_OPEN_COLUMNS} FROM {T}disbursement_requests d "
-                f"JOIN {T}loan_tracking lt ON lt.id = d.loan_tracking_id "
-                "WHERE d.status = 'pending' AND (d.next_attempt_at IS NULL OR "
-                "d.next_attempt_at <= :now) ORDER BY d.id LIMIT :limit"
-            ),
-            {"now": now, "limit": limit},
-        )
-    )
-
-
-def begin_attempt(
-    conn: Connection,
-    request: OpenDisbursement,
-    *,
-    originator_conversation_id: str,
-    phone: str,
-    phone_raw: str | None,
-    run_id: str | None,
-) -> str:
-    """Commit the attempt before the B2C call. A new attempt (no `attempt_started_at`) counts
-    one more attempt and reserves the partner's disbursement charge from its wallet.
-    Returns "started", "wallet_short" (nothing may be sent) or "not_pending" (someone else
-    settled the request meanwhile)."""
-    new_attempt = request.attempt_started_at is None
-    charge = request.charge_minor
-    if new_attempt and request.charge_minor == 0:
-        charge = conn.execute(
-            sa.text(
-                f"UPDATE {T}partners SET wallet_balance_minor = wallet_balance_minor - "
-                "disbursement_charge_minor, updated_at = now() "
-                "WHERE id = :partner AND wallet_balance_minor >= disbursement_charge_minor "
-                "RETURNING disbursement_charge_minor"
-            ),
-            {"partner": request.partner_id},
-        ).scalar()
-        if charge is None:
-            return "wallet_short"
-    d = disbursement_requests.c
-    updated = conn.execute(
-        sa.update(disbursement_requests)
-        .where(d.id == request.id, d.status == "pending")
-        .values(
-            originator_conversation_id=originator_conversation_id,
-            attempts=d.attempts + (1 if new_attempt else 0),
-            attempt_started_at=sa.func.coalesce(d.attempt_started_at, sa.func.now()),
-            phone=phone,
-            phone_raw=sa.func.coalesce(phone_raw, d.phone_raw),
-            charge_minor=charge,
-            next_attempt_at=None,
-            updated_at=sa.func.now(),
-        )
-    ).rowcount
-    if not updated:
-        return "not_pending"
-    if new_attempt:
-        record_audits(
-            conn,
-            [
-                {
-                    "actor": "loan_disbursements",
-                    "action": "disbursement.attempt_started",
-                    "entity": "disbursement_request",
-                    "entity_id": request.id,
-                    "new_value": {
-                        "originator_conversation_id": originator_conversation_id,
-                        "attempt": request.attempts + 1,
-                        "amount_minor": request.amount_minor,
-                        "phone": phone,
-                        "charge_minor": charge,
-                    },
-                    "run_id": run_id,
-                }
-            ],
-        )
-    return "started"
-
-
-def mark_submitted(
-    conn: Connection, request_id: int, ocid: str, conversation_id: str | None
-) -> None:
-    """The B2C was accepted (or refused as a duplicate: already sent). A result that arrived
-    before this write already moved the row on, so only a still-pending row changes."""
-    conn.execute(
-        sa.update(disbursement_requests)
-        .where(
-            disbursement_requests.c.id == request_id,
-            disbursement_requests.c.status == "pending",
-            disbursement_requests.c.originator_conversation_id == ocid,
-        )
-        .values(
-            status="submitted",
-            conversation_id=sa.func.coalesce(
-                conversation_id, disbursement_requests.c.conversation_id
-            ),
-            submitted_at=sa.func.coalesce(disbursement_requests.c.submitted_at, sa.func.now()),
-            updated_at=sa.func.now(),
-        )
-    )
-
-
-def mark_unknown(conn: Connection, request_id: int, ocid: str, reason: str) -> None:
-    """The B2C may have been accepted: only a status query may decide, never a resend."""
-    conn.execute(
-        sa.update(disbursement_requests)
-        .where(
-            disbursement_requests.c.id == request_id,
-            disbursement_requests.c.status == "pending",
-            disbursement_requests.c.originator_conversation_id == ocid,
-        )
-        .values(
-            status="unknown",
-            failure_reason=reason,
-            submitted_at=sa.func.coalesce(disbursement_requests.c.submitted_at, sa.func.now()),
-            updated_at=sa.func.now(),
-        )
-    )
-
-
 def defer(conn: Connection, request_id: int, reason: str, until: datetime) -> None:
     """Nothing was sent (Fineract or Daraja unavailable): stay pending until `until`."""
     conn.execute(
@@ -716,7 +644,13 @@ def defer(conn: Connection, request_id: int, reason: str, until: datetime) -> No
         .where(
             disbursement_requests.c.id == request_id, disbursement_requests.c.status == "pending"
         )
-        .values(failure_reason=reason, next_attempt_at=until, updated_at=sa.func.now())
+        .values(
+            failure_reason=reason,
+            next_attempt_at=until,
+            claimed_by_pid=None,
+            claimed_at=None,
+            updated_at=sa.func.now(),
+        )
     )
 
 
@@ -729,16 +663,20 @@ def mark_failed(
     count_attempt: bool = False,
     phone_raw: str | None = None,
     run_id: str | None = None,
+    from_statuses: tuple[str, ...] = ("pending",),
 ) -> None:
     """A failure known before or without an M-Pesa result (invalid phone, loan no longer
     approved, request rejected, wallet short). `count_attempt` counts it against the maximum."""
     conn.execute(
         sa.update(disbursement_requests)
         .where(
-            disbursement_requests.c.id == request_id, disbursement_requests.c.status == "pending"
+            disbursement_requests.c.id == request_id,
+            disbursement_requests.c.status.in_(from_statuses),
         )
         .values(
             status="failed",
+            claimed_by_pid=None,
+            claimed_at=None,
             failure_reason=reason,
             retryable=retryable,
             phone_raw=sa.func.coalesce(phone_raw, disbursement_requests.c.phone_raw),
@@ -764,97 +702,6 @@ def mark_failed(
     refund_final_failures(conn)
 
 
-@dataclass(frozen=True)
-class ResultOutcome:
-    """An M-Pesa result to apply. `match_ocid` (B2C result or a status query's queried id) or
-    `match_query_conversation_id` (the status query's own ConversationID) finds the request."""
-
-    status: str  # succeeded | failed | pending (resend the same attempt)
-    match_ocid: str | None = None
-    match_query_conversation_id: str | None = None
-    conversation_id: str | None = None
-    mpesa_transaction_id: str | None = None
-    result_code: str | None = None
-    result_desc: str | None = None
-    failure_reason: str | None = None
-    retryable: bool = False
-
-
-_APPLY = sa.text(
-    f"""
-    WITH v AS (
-        SELECT * FROM unnest(
-            CAST(:status AS text[]), CAST(:ocid AS text[]), CAST(:query AS text[]),
-            CAST(:conversation AS text[]), CAST(:txn AS text[]), CAST(:code AS text[]),
-            CAST(:description AS text[]), CAST(:reason AS text[]), CAST(:retryable AS boolean[])
-        ) AS v(status, ocid, query, conversation, txn, code, description, reason, retryable)
-    )
-    UPDATE {T}disbursement_requests d SET
-        status = v.status,
-        conversation_id = COALESCE(d.conversation_id, v.conversation),
-        mpesa_transaction_id = COALESCE(v.txn, d.mpesa_transaction_id),
-        result_code = COALESCE(v.code, d.result_code),
-        result_desc = COALESCE(v.description, d.result_desc),
-        failure_reason = CASE WHEN v.status = 'failed' THEN v.reason ELSE d.failure_reason END,
-        retryable = v.status = 'failed' AND v.retryable,
-        next_attempt_at = NULL,
-        resolved_at = CASE WHEN v.status IN ('succeeded', 'failed') THEN now() END,
-        updated_at = now()
-    FROM v
-    WHERE d.status IN ('pending', 'submitted', 'unknown')
-      AND ((v.ocid IS NOT NULL AND d.originator_conversation_id = v.ocid)
-           OR (v.query IS NOT NULL AND d.status_query_conversation_id = v.query))
-    RETURNING d.id, d.partner_id, d.fineract_loan_id, d.status, d.mpesa_transaction_id,
-              d.failure_reason, v.ocid, v.query
-    """
-)
-
-
-def apply_results(
-    conn: Connection, outcomes: Sequence[ResultOutcome], run_id: str | None = None
-) -> list[sa.Row]:
-    """Apply M-Pesa results to open requests in one statement; a request already succeeded or
-    failed is never changed again. Returns the updated rows (with the matching keys)."""
-    if not outcomes:
-        return []
-    rows = list(
-        conn.execute(
-            _APPLY,
-            {
-                "status": [o.status for o in outcomes],
-                "ocid": [o.match_ocid for o in outcomes],
-                "query": [o.match_query_conversation_id for o in outcomes],
-                "conversation": [o.conversation_id for o in outcomes],
-                "txn": [o.mpesa_transaction_id for o in outcomes],
-                "code": [o.result_code for o in outcomes],
-                "description": [o.result_desc for o in outcomes],
-                "reason": [o.failure_reason for o in outcomes],
-                "retryable": [o.retryable for o in outcomes],
-            },
-        )
-    )
-    record_audits(
-        conn,
-        [
-            {
-                "actor": "mpesa_results",
-                "action": f"disbursement.{row.status}",
-                "entity": "disbursement_request",
-                "entity_id": row.id,
-                "new_value": {
-                    "status": row.status,
-                    "mpesa_transaction_id": row.mpesa_transaction_id,
-                },
-                "reason": row.failure_reason if row.status == "failed" else None,
-                "run_id": run_id,
-            }
-            for row in rows
-        ],
-    )
-    refund_final_failures(conn)
-    return rows
-
-
 def refund_final_failures(conn: Connection) -> int:
     """Give the reserved disbursement charge back to the partner wallet for requests that
     failed for good (one statement for all of them)."""
@@ -878,59 +725,6 @@ def refund_final_failures(conn: Connection) -> int:
             """
         )
     ).rowcount
-
-
-def settled_by_keys(
-    conn: Connection, ocids: Sequence[str], query_conversation_ids: Sequence[str]
-) -> list[sa.Row]:
-    """Requests (any status) that M-Pesa results name: to tell a repeated result for a settled
-    request from a result nobody asked for."""
-    d = disbursement_requests.c
-    return list(
-        conn.execute(
-            sa.select(
-                d.id, d.status, d.originator_conversation_id, d.status_query_conversation_id,
-                d.mpesa_transaction_id,
-            ).where(
-                sa.or_(
-                    d.originator_conversation_id.in_(list(ocids)),
-                    d.status_query_conversation_id.in_(list(query_conversation_ids)),
-                )
-            )
-        )
-    )  # fmt: skip
-
-
-def due_reconciliations(
-    conn: Connection, older_than: datetime, limit: int = 500
-) -> list[OpenDisbursement]:
-    """Submitted/unknown requests without a result since `older_than` (no result, no answer to
-    the last status query): they are asked about, never resent."""
-    return _open(
-        conn.execute(
-            sa.text(
-                f"SELECT {_OPEN_COLUMNS} FROM {T}disbursement_requests d "
-                f"JOIN {T}loan_tracking lt ON lt.id = d.loan_tracking_id "
-                "WHERE d.status IN ('submitted', 'unknown') AND COALESCE("
-                "d.last_status_query_at, d.submitted_at, d.attempt_started_at) <= :older_than "
-                "ORDER BY d.id LIMIT :limit"
-            ),
-            {"older_than": older_than, "limit": limit},
-        )
-    )
-
-
-def mark_status_queried(conn: Connection, request_id: int, query_conversation_id: str) -> None:
-    conn.execute(
-        sa.update(disbursement_requests)
-        .where(disbursement_requests.c.id == request_id)
-        .values(
-            status_query_conversation_id=query_conversation_id,
-            status_queries=disbursement_requests.c.status_queries + 1,
-            last_status_query_at=sa.func.now(),
-            updated_at=sa.func.now(),
-        )
-    )
 
 
 def retryable_failures(conn: Connection) -> list[sa.Row]:
@@ -1024,10 +818,12 @@ def succeeded_unrecorded(conn: Connection, limit: int = 500) -> list[sa.Row]:
                 disbursement_requests.c.fineract_loan_id,
                 disbursement_requests.c.mpesa_transaction_id,
                 disbursement_requests.c.amount_minor,
+                disbursement_requests.c.originator_conversation_id,
             )
             .where(
                 disbursement_requests.c.status == "succeeded",
                 disbursement_requests.c.fineract_recorded_at.is_(None),
+                disbursement_requests.c.needs_review.is_(None),
             )
             .order_by(disbursement_requests.c.id)
             .limit(limit)

@@ -1,18 +1,24 @@
 """Rules of an M-Pesa loan disbursement: identity of each attempt, what a result code means,
-when the next attempt may start, and what amount M-Pesa can pay.
+what a transaction-status answer proves, when the next attempt may start, and what amount
+M-Pesa can pay.
 
-The state machine (stored in `disbursement_requests.status`):
+The state machine (stored in `disbursement_requests.status`; each attempt also has its own row
+in `disbursement_attempts`, so no attempt id is ever overwritten):
 
-    pending   --B2C accepted / duplicate-->  submitted  --result 0-->  succeeded
-    pending   --timeout or 5xx after send--> unknown
-    submitted, unknown --no result in time--> status query --> succeeded | failed |
-                                              pending (not found: resend the same attempt)
-    submitted --result != 0--> failed --retryable and due--> pending (a new attempt)
-    pending   --invalid phone, rejected request--> failed
+    pending   --claimed, attempt committed before the B2C call-->  unknown
+    unknown   --B2C acknowledged (ConversationID)-->  submitted
+    unknown   --B2C refused as invalid (nothing accepted)-->  failed
+    submitted, unknown --a callback (a hint) or no answer in time--> status query -->
+        found, matching ids, amount and receiver:  succeeded | failed
+        found but not matching:                    alert + needs_review, nothing changes
+        not found, seen twice some time apart:     pending (resend of the *same* attempt)
+        the query itself failed (e.g. 2001):       nothing changes, asked again later
+    failed (confirmed, retryable, backoff passed) --> pending (a new attempt, a new id)
 
-An attempt is identified by its OriginatorConversationID. A new id is only ever minted after the
-previous attempt is *known* failed; every other path resends the same id, which Daraja refuses
-as a duplicate if it already has it — so a payment can never be made twice.
+A callback is never proof: anyone holding the callback URL can post one. Only the answer to a
+status query we sent, matched by the ids of that query's acknowledgement, settles a request.
+A new OriginatorConversationID is minted only after a confirmed failure; the same one is sent
+again only after M-Pesa twice said it does not know it.
 """
 
 from __future__ import annotations
@@ -58,6 +64,10 @@ RESULT_REASONS = {
     "8006": "security credential locked",
     "SFC_IC0003": "phone number does not exist on M-Pesa",
 }
+# Transaction-status result codes that mean "M-Pesa has no such transaction". Daraja does not
+# document one (API_CONTRACTS.md §2.6); the local sandbox answers R000002. Any other non-zero
+# code is a failed *query* (e.g. 2001 / 21: initiator or role problem), which proves nothing.
+NOT_FOUND_RESULT_CODES = frozenset({"R000002"})
 B2C_MIN_KES = 10
 B2C_MAX_KES = 250_000
 
@@ -95,6 +105,83 @@ def status_query_outcome(transaction_status: str | None) -> str:
     if value in {"failed", "cancelled", "declined", "expired", "reversed"}:
         return "failed"
     return "in_flight"
+
+
+@dataclass(frozen=True)
+class StatusAnswer:
+    """A transaction-status result, reduced to what the verdict needs (plain values)."""
+
+    result_code: str
+    transaction_status: str | None = None
+    originator_conversation_id: str | None = None
+    conversation_id: str | None = None
+    amount: Decimal | None = None
+    receiver: str | None = None
+    receipt: str | None = None
+    reason_code: str | None = None
+    reason_text: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """succeeded | failed | not_found | in_flight | query_failed | mismatch."""
+
+    kind: str
+    reason: str = ""
+    retryable: bool = False
+    receipt: str | None = None
+    result_code: str | None = None
+
+
+def judge_status_answer(
+    answer: StatusAnswer,
+    *,
+    originator_conversation_id: str,
+    conversation_id: str | None,
+    amount_kes: int,
+    phone: str | None,
+) -> Verdict:
+    """What an authentic answer to our status query proves about our attempt. A found
+    transaction must carry our OriginatorConversationID, the ConversationID of our B2C
+    acknowledgement (when we got one), our amount and our borrower's phone; anything else is a
+    mismatch for a person, never an update."""
+    code = answer.result_code
+    if code in NOT_FOUND_RESULT_CODES:
+        return Verdict(
+            "not_found", f"{code}: M-Pesa has no transaction {originator_conversation_id}"
+        )
+    if code != "0" or answer.transaction_status is None:
+        return Verdict("query_failed", f"status query answered {code}: {answer.reason_text or ''}")
+    problems = []
+    if answer.originator_conversation_id != originator_conversation_id:
+        problems.append(
+            f"OriginatorConversationID is {answer.originator_conversation_id!r}, "
+            f"expected {originator_conversation_id!r}"
+        )
+    if conversation_id is not None and answer.conversation_id != conversation_id:
+        problems.append(
+            f"ConversationID is {answer.conversation_id!r}, expected {conversation_id!r}"
+        )
+    if answer.amount is None or answer.amount != Decimal(amount_kes):
+        problems.append(f"Amount is {answer.amount!r}, expected KES {amount_kes}")
+    receiver = (answer.receiver or "").strip()
+    if not phone or not receiver.startswith(phone):
+        problems.append(f"receiver is {receiver[:40]!r}, expected {phone!r}")
+    if problems:
+        return Verdict("mismatch", "; ".join(problems))
+    outcome = status_query_outcome(answer.transaction_status)
+    if outcome == "succeeded":
+        if not answer.receipt:
+            return Verdict("mismatch", "completed transaction without a receipt number")
+        return Verdict("succeeded", receipt=answer.receipt, result_code="0")
+    if outcome == "failed":
+        verdict = classify_result(
+            answer.reason_code or "status_query", answer.reason_text or answer.transaction_status
+        )
+        return Verdict(
+            "failed", verdict.reason, retryable=verdict.retryable, result_code=answer.reason_code
+        )
+    return Verdict("in_flight", f"transaction is {answer.transaction_status!r}")
 
 
 def next_attempt_at(

@@ -818,6 +818,25 @@ class FineractClient:
         body, _ = self._send(_Call("GET", f"/loans/{int(loan_id)}"))
         return parse_loan(self.tenant, body)
 
+    def loan_transaction_external_ids(self, loan_id: int) -> list[str]:
+        """The externalIds of a loan's transactions (`GET /loans/{id}?associations=
+        transactions`): tells our disbursement from one made another way."""
+        call = _Call("GET", f"/loans/{int(loan_id)}", params={"associations": "transactions"})
+        body, _ = self._send(call)
+        transactions = body.get("transactions") if isinstance(body, dict) else None
+        if transactions is None:
+            return []
+        if not isinstance(transactions, list):
+            raise FineractPayloadError(
+                tenant=self.tenant, loan_id=loan_id, field="transactions", value=transactions,
+                expected="a list of transactions",
+            )  # fmt: skip
+        return [
+            str(t["externalId"])
+            for t in transactions
+            if isinstance(t, dict) and t.get("externalId")
+        ]
+
     def get_borrower(self, client_id: int) -> FineractBorrower:
         """The Fineract client behind a loan: loan rows carry no phone number, clients do."""
         body, _ = self._send(_Call("GET", f"/clients/{int(client_id)}"))

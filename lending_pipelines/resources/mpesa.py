@@ -30,6 +30,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from lending_pipelines.domain.backoff import backoff_delay
+from lending_pipelines.domain.disbursement import StatusAnswer
 
 log = logging.getLogger(__name__)
 
@@ -160,21 +161,76 @@ class MpesaResult:
         return str(value) if value else None
 
     @property
+    def queried_conversation_id(self) -> str | None:
+        """For a status-query result: the ConversationID of the B2C payment it describes."""
+        value = self.parameters.get("ConversationID")
+        return str(value) if value else None
+
+    def status_answer(self) -> StatusAnswer:
+        """This result as the plain answer `domain.disbursement.judge_status_answer` judges."""
+        amount = self.parameters.get("Amount")
+        try:
+            parsed = Decimal(str(amount)) if amount not in (None, "") else None
+        except ArithmeticError:
+            parsed = None
+        reason_code = self.parameters.get("TransactionReason")
+        return StatusAnswer(
+            result_code=self.result_code,
+            transaction_status=self.transaction_status,
+            originator_conversation_id=(
+                str(self.parameters["OriginatorConversationID"])
+                if self.parameters.get("OriginatorConversationID")
+                else None
+            ),
+            conversation_id=self.queried_conversation_id,
+            amount=parsed,
+            receiver=(
+                str(self.parameters["CreditPartyName"])
+                if self.parameters.get("CreditPartyName")
+                else None
+            ),
+            receipt=str(self.parameters["ReceiptNo"]) if self.parameters.get("ReceiptNo") else None,
+            reason_code=str(reason_code).strip() if reason_code not in (None, "") else None,
+            reason_text=str(self.parameters.get("ReasonType") or self.result_desc or ""),
+        )
+
+    @property
     def transaction_status(self) -> str | None:
         value = self.parameters.get("TransactionStatus")
         return str(value) if value is not None else None
 
 
+RESULT_CODE = re.compile(r"^[A-Za-z0-9_]+$")
+
+
 def _result_code(value: object, ocid: str | None) -> str:
-    if isinstance(value, bool) or value is None:
-        raise MpesaPayloadError(
-            f"M-Pesa result {ocid!r}: field 'Result.ResultCode' is {value!r}, expected a code",
+    """An integer (or a digit string) or one of Daraja's alphanumeric codes (`SFC_IC0003`).
+    Anything else — 0.5, "0.4", "", a list — is a malformed callback: truncating it could turn
+    it into "0", a success."""
+
+    def malformed() -> MpesaPayloadError:
+        return MpesaPayloadError(
+            f"M-Pesa result {ocid!r}: field 'Result.ResultCode' is {value!r:.40}, expected an "
+            "integer code",
             shortcode="",
             originator_conversation_id=ocid,
         )
-    if isinstance(value, int | float | Decimal) or (isinstance(value, str) and value.isdigit()):
+
+    if isinstance(value, bool) or value is None:
+        raise malformed()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float | Decimal):
+        if Decimal(str(value)) != Decimal(str(value)).to_integral_value():
+            raise malformed()
         return str(int(value))
-    return str(value).strip()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return str(int(text))
+        if RESULT_CODE.match(text) and not text.replace("_", "").isdigit():
+            return text
+    raise malformed()
 
 
 def _key_values(raw: object, ocid: str | None, where: str) -> dict[str, Any]:
@@ -542,8 +598,10 @@ class MpesaClient:
         for key in ("ConversationID", "OriginatorConversationID", "ResponseCode"):
             value = body.get(key) if isinstance(body, dict) else None
             if value is None or value == "":
+                # For a B2C request an incomplete 200 may still be an acceptance: unknown.
                 raise self._error(
-                    MpesaPayloadError, what, f"acknowledgement field {key!r} is {value!r}",
+                    MpesaOutcomeUnknownError if ocid else MpesaPayloadError, what,
+                    f"acknowledgement field {key!r} is {value!r}",
                     originator_conversation_id=ocid,
                 )  # fmt: skip
             fields[key] = str(value)

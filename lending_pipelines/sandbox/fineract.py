@@ -632,6 +632,27 @@ class FineractSandbox(ProviderSandbox):
             return loan
         view = dict(tenant.loan_view(loan))
         view["delinquent"] = {"pastDueDays": 0, "delinquentDays": 0, "delinquentAmount": 0}
+        associations = request.query_params.get("associations", "")
+        if "transactions" in {name.strip() for name in associations.split(",")}:
+            view["transactions"] = [
+                _drop_nulls(
+                    {
+                        "id": t["id"],
+                        "type": {
+                            "id": 1 if t["type"] == "disbursement" else 2,
+                            "code": f"loanTransactionType.{t['type']}",
+                            "value": t["type"].title(),
+                            t["type"]: True,
+                        },
+                        "date": [int(part) for part in t["date"].split("-")],
+                        "amount": _number(Decimal(t["amount"])),
+                        "externalId": t["externalId"],
+                        "receiptNumber": t["receiptNumber"],
+                    }
+                )
+                for t in tenant.transactions
+                if t["loan_id"] == loan.id
+            ]
         return JSONResponse(view)
 
     async def get_client(self, request: Request) -> Response:

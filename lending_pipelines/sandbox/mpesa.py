@@ -20,6 +20,9 @@ Options (constructor, or `POST /_admin/mpesa/configure` with any of the same key
     callbacks: "deliver" | "never" ("never call back" mode)
     token_ttl_seconds: int (3599)
     invalidate_previous_token: bool (False) — each new token revokes the app's previous one
+    status_query_result_code: code (None)  every status query fails with this code (e.g. 2001,
+                                   21) and no ResultParameters, as a query without the role does
+    ack_omit_fields: list ([])     B2C acknowledgement fields left out (the payment is still made)
 Outcomes are drawn from a generator seeded with (seed, OriginatorConversationID), so they do not
 depend on request order. `snapshot()` lists every payment with its OCID, phone, amount, outcome
 and callback fate, plus successful-payment counts per phone and per Occasion.
@@ -96,6 +99,8 @@ class MpesaOptions:
     callbacks: str = "deliver"
     token_ttl_seconds: int = 3599
     invalidate_previous_token: bool = False
+    status_query_result_code: int | str | None = None
+    ack_omit_fields: tuple[str, ...] = ()
 
     @classmethod
     def build(cls, raw: dict[str, Any], base: MpesaOptions | None = None) -> MpesaOptions:
@@ -107,6 +112,7 @@ class MpesaOptions:
         values.update(raw)
         values["apps"] = tuple(values["apps"])
         values["failure_codes"] = tuple(values["failure_codes"])
+        values["ack_omit_fields"] = tuple(values["ack_omit_fields"])
         options = cls(**values)
         for name in ("drop_callback_rate", "failure_rate"):
             rate = getattr(options, name)
@@ -333,14 +339,13 @@ class MpesaSandbox(ProviderSandbox):
             payment["callback"] = "dropped"
         else:
             self._deliver(payment, body["ResultURL"], self._b2c_result(payment))
-        return JSONResponse(
-            {
-                "ConversationID": payment["conversation_id"],
-                "OriginatorConversationID": ocid,
-                "ResponseCode": "0",
-                "ResponseDescription": "Accept the service request successfully.",
-            }
-        )
+        ack = {
+            "ConversationID": payment["conversation_id"],
+            "OriginatorConversationID": ocid,
+            "ResponseCode": "0",
+            "ResponseDescription": "Accept the service request successfully.",
+        }
+        return JSONResponse({k: v for k, v in ack.items() if k not in self.opts.ack_omit_fields})
 
     def _validate_b2c(self, body: dict[str, Any], version: int) -> Response | None:
         required = ["InitiatorName", "SecurityCredential", "CommandID", "Amount", "PartyA"]
@@ -478,6 +483,14 @@ class MpesaSandbox(ProviderSandbox):
             "ConversationID": query["conversation_id"],
             "ReferenceData": {"ReferenceItem": {"Key": "Occasion", "Value": query["occasion"]}},
         }
+        if self.opts.status_query_result_code is not None:
+            code = self.opts.status_query_result_code
+            result.update(
+                ResultCode=int(code) if str(code).isdigit() else code,
+                ResultDesc=RESULT_DESCRIPTIONS.get(int(code) if str(code).isdigit() else -1)
+                or "The initiator is not allowed to initiate this request.",
+            )
+            return {"Result": result}
         if payment is None:
             result.update(
                 ResultCode=NOT_FOUND_CODE,

@@ -1,5 +1,8 @@
-"""Crash test: a run killed (SIGKILL) after a B2C request was sent but before its outcome was
-written, then re-run and followed by a retry-schedule tick, pays nobody twice."""
+"""Crash test: a run killed (SIGKILL) after a B2C request was accepted but before its outcome
+was written. A re-run right away sends the loans the killed run never got to and leaves the
+crashed attempt alone (it is `unknown`, not resent); the next day's retry tick (past the
+reconcile window) settles it with a status query. M-Pesa's callbacks are lost throughout, so
+nothing but status queries can settle anything. Nobody is paid twice, nothing is lost."""
 
 from __future__ import annotations
 
@@ -8,12 +11,14 @@ import signal
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import sqlalchemy as sa
 
 from lending_pipelines.assets.loans_automation import disbursement_retry_schedule
-from lending_pipelines.settings import PROJECT_ROOT
+from lending_pipelines.db import loans as loans_db
+from lending_pipelines.settings import PROJECT_ROOT, get_settings
 from tests.loans_world import *  # noqa: F403
 
 CRASHING_RUN = textwrap.dedent(
@@ -49,7 +54,20 @@ CRASHING_RUN = textwrap.dedent(
 )
 
 
-def test_a_run_killed_after_sending_a_b2c_then_rerun_and_retried_pays_nobody_twice(world):
+def retry_tick(world, when: datetime) -> None:
+    tick = disbursement_retry_schedule(
+        dg.build_schedule_context(resources=world.resources(), scheduled_execution_time=when)
+    )
+    assert isinstance(tick, dg.RunRequest)
+    assert world.run("disbursement_retry_job").success
+    world.apply_results()
+
+
+def test_a_run_killed_after_sending_a_b2c_then_rerun_and_next_day_pays_nobody_twice(
+    world, monkeypatch
+):
+    monkeypatch.setenv("LENDING_DISBURSEMENT_RECONCILE_AFTER_MINUTES", "60")
+    get_settings.cache_clear()
     world.sandbox.configure(
         "fineract",
         {
@@ -58,6 +76,7 @@ def test_a_run_killed_after_sending_a_b2c_then_rerun_and_retried_pays_nobody_twi
             ]
         },
     )
+    world.sandbox.configure("mpesa", {"drop_callback_rate": 1.0})
     world.add_partner("acme")
     env = dict(
         os.environ,
@@ -72,34 +91,46 @@ def test_a_run_killed_after_sending_a_b2c_then_rerun_and_retried_pays_nobody_twi
     )  # fmt: skip
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr.decode()[-2000:]
 
-    # the third payment went out, but the database only knows an attempt was started
+    # the third payment went out; the database knows its attempt started, not how it ended
     assert len(world.sandbox.state("mpesa")["payments"]) == 3
     statuses = [(r.status, r.attempt_started_at is not None) for r in world.requests()]
     assert statuses == [
-        ("submitted", True), ("submitted", True), ("pending", True), ("pending", False),
+        ("submitted", True), ("submitted", True), ("unknown", True), ("pending", False),
         ("pending", False),
     ]  # fmt: skip
     crashed_request = world.requests()[2]
 
-    # re-run, then the retry schedule ticks, then the callbacks are applied
+    # a re-run right away: the killed run's claims lapsed with its session; the crashed
+    # attempt is neither resent nor asked about yet (inside the reconcile window)
     assert world.run("loan_polling_job").success
-    tick = disbursement_retry_schedule(
-        dg.build_schedule_context(
-            resources=world.resources(), scheduled_execution_time=datetime.now(UTC)
+    retry_tick(world, datetime.now(UTC))
+    mpesa = world.sandbox.state("mpesa")
+    assert len(mpesa["payments"]) == 5 and mpesa["duplicates_rejected"] == 0
+    assert mpesa["status_queries"] == []
+    assert world.requests()[2].status == "unknown"
+
+    # the next day: the retry tick past the reconcile window asks M-Pesa about every one
+    with world.engine.begin() as conn:
+        requests = loans_db.disbursement_requests
+        conn.execute(
+            sa.update(requests).values(
+                submitted_at=requests.c.submitted_at - sa.text("interval '1 day'"),
+                attempt_started_at=requests.c.attempt_started_at - sa.text("interval '1 day'"),
+            )
         )
-    )
-    assert isinstance(tick, dg.RunRequest)
-    assert world.run("disbursement_retry_job").success
-    world.apply_results()
+    retry_tick(world, datetime.now(UTC) + timedelta(days=1))
+    assert world.run("loan_polling_job").success  # and the next day's polling run
 
     requests = world.requests()
     assert [r.status for r in requests] == ["succeeded"] * 5
+    assert all(r.fineract_recorded_at for r in requests)
     mpesa = world.sandbox.state("mpesa")
-    assert len(mpesa["payments"]) == 5
+    assert len(mpesa["payments"]) == 5 and mpesa["duplicates_rejected"] == 0
     assert set(mpesa["paid_count_by_occasion"].values()) == {1}
-    assert mpesa["duplicates_rejected"] >= 1  # the crashed attempt was resent and refused
     same = next(r for r in requests if r.id == crashed_request.id)
     assert same.originator_conversation_id == crashed_request.originator_conversation_id
-    assert same.attempts == 1
+    assert same.attempts == 1 and same.status_queries == 1
+    receipts = {p["originator_conversation_id"]: p["transaction_id"] for p in mpesa["payments"]}
+    assert same.mpesa_transaction_id == receipts[same.originator_conversation_id]
     fineract = world.sandbox.state("fineract")["tenants"]["acme"]["disbursements"]
     assert sorted(d["loan_id"] for d in fineract) == sorted(r.fineract_loan_id for r in requests)

@@ -55,7 +55,10 @@ def test_two_polls_track_each_loan_once_and_every_eligible_loan_is_paid_once(wor
     context = dg.build_sensor_context(instance=world.instance, resources=world.resources())
     tick = mpesa_results_sensor(context)
     assert isinstance(tick, dg.RunRequest)
-    world.apply_results()
+    world.apply_results()  # each callback is a hint: confirmed by a status query...
+    assert {r.status for r in world.requests() if r.status != "failed"} == {"submitted"}
+    world.apply_results()  # ...whose answer settles it
+    assert len(world.sandbox.state("mpesa")["status_queries"]) == 15
 
     requests = {r.id: r for r in world.requests()}
     succeeded = [r for r in requests.values() if r.status == "succeeded"]

@@ -11,8 +11,10 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from lending_pipelines.crypto import EncryptionKeyError, SecretBox
+from lending_pipelines.db import disbursement_attempts as attempts_db
+from lending_pipelines.db import disbursement_results as results_db
 from lending_pipelines.db import loans as loans_db
-from lending_pipelines.db.loans import MpesaCredentials, PartnerSetup, ResultOutcome
+from lending_pipelines.db.loans import MpesaCredentials, PartnerSetup
 from lending_pipelines.resources.fineract import FineractLoan, LoanStatus
 
 BOX = SecretBox(Fernet.generate_key().decode())
@@ -189,15 +191,29 @@ def test_switching_auto_disbursal_off_and_on_restamps_it(db):
         )
 
 
-def one_request(db, **partner_extra) -> loans_db.OpenDisbursement:
+def one_claim(db, **partner_extra) -> attempts_db.Claim:
     with db.begin() as conn:
         partner(conn, **partner_extra)
         loans_db.set_auto_disbursal(conn, "acme", [1])
     with db.begin() as conn:
         loans_db.upsert_tracked_loans(conn, [("acme", None, [loan(1)])])
         loans_db.create_disbursement_requests(conn)
-        [request] = loans_db.due_submissions(conn, datetime.now(UTC))
-    return request
+        [claim] = attempts_db.due_submissions(conn, datetime.now(UTC))
+    return claim
+
+
+def begin(db, claim: attempts_db.Claim, ocid: str) -> None:
+    with db.begin() as conn:
+        assert attempts_db.begin_attempt(
+            conn, claim, originator_conversation_id=ocid, phone="254712345678", phone_raw=None,
+            run_id=None,
+        ) == "started"  # fmt: skip
+
+
+def confirmed(claim, ocid: str, status: str, **extra) -> results_db.Settlement:
+    return results_db.Settlement(
+        request_id=claim.request.id, originator_conversation_id=ocid, status=status, **extra
+    )
 
 
 def status_of(db):
@@ -206,87 +222,67 @@ def status_of(db):
 
 
 def test_a_result_arriving_before_the_ack_is_recorded_is_not_undone(db):
-    request = one_request(db)
+    claim = one_claim(db)
+    begin(db, claim, "o1")
+    assert status_of(db).status == "unknown"  # committed before the B2C call
     with db.begin() as conn:
-        assert loans_db.begin_attempt(
-            conn, request, originator_conversation_id="o1", phone="254712345678", phone_raw=None,
-            run_id=None,
-        ) == "started"  # fmt: skip
-        loans_db.apply_results(
-            conn, [ResultOutcome(status="succeeded", match_ocid="o1", mpesa_transaction_id="SX1")]
-        )
-        loans_db.mark_submitted(conn, request.id, "o1", "AG_1")  # the late ack write
+        results_db.settle(conn, [confirmed(claim, "o1", "succeeded", mpesa_transaction_id="SX1")])
+        attempts_db.record_acknowledgement(conn, claim.request.id, "o1", "AG_1")  # late ack
     assert status_of(db).status == "succeeded" and status_of(db).mpesa_transaction_id == "SX1"
 
 
 def test_a_settled_request_is_never_changed_by_a_later_result(db):
-    request = one_request(db)
+    claim = one_claim(db)
+    begin(db, claim, "o1")
     with db.begin() as conn:
-        loans_db.begin_attempt(
-            conn, request, originator_conversation_id="o1", phone="254712345678", phone_raw=None,
-            run_id=None,
-        )  # fmt: skip
-        loans_db.apply_results(
-            conn, [ResultOutcome(status="succeeded", match_ocid="o1", mpesa_transaction_id="SX1")]
-        )
-        rows = loans_db.apply_results(
-            conn, [ResultOutcome(status="failed", match_ocid="o1", failure_reason="17: late")]
+        results_db.settle(conn, [confirmed(claim, "o1", "succeeded", mpesa_transaction_id="SX1")])
+        rows = results_db.settle(
+            conn, [confirmed(claim, "o1", "failed", failure_reason="17: late")]
         )
     assert rows == [] and status_of(db).status == "succeeded"
 
 
-def test_the_charge_is_reserved_once_and_refunded_when_the_request_fails_for_good(db):
-    request = one_request(db, disbursement_charge_minor=3000, wallet_balance_minor=10_000)
+def test_the_charge_is_reserved_once_by_the_claim_and_refunded_when_the_request_fails_for_good(
+    db,
+):
+    claim = one_claim(db, disbursement_charge_minor=3000, wallet_balance_minor=10_000)
 
     def wallet():
         with db.connect() as conn:
             return conn.execute(sa.select(loans_db.partners.c.wallet_balance_minor)).scalar()
 
+    assert wallet() == 7000 and status_of(db).charge_minor == 3000  # taken by the claim
+    with db.begin() as conn:  # deferred (nothing sent), then claimed again: nothing more taken
+        loans_db.defer(conn, claim.request.id, "Fineract unavailable", datetime.now(UTC))
     with db.begin() as conn:
-        loans_db.begin_attempt(
-            conn, request, originator_conversation_id="o1", phone="254712345678", phone_raw=None,
-            run_id=None,
-        )  # fmt: skip
-    assert wallet() == 7000
-    with db.begin() as conn:  # resending the same attempt reserves nothing more
-        [again] = loans_db.due_submissions(conn, datetime.now(UTC))
-        loans_db.begin_attempt(
-            conn, again, originator_conversation_id="o1", phone="254712345678", phone_raw=None,
-            run_id=None,
-        )  # fmt: skip
-    assert wallet() == 7000 and status_of(db).attempts == 1
+        [again] = attempts_db.due_submissions(conn, datetime.now(UTC))
+    assert wallet() == 7000 and not again.wallet_short
+    begin(db, again, "o1")
+    assert status_of(db).attempts == 1
     with db.begin() as conn:
-        loans_db.apply_results(
-            conn, [ResultOutcome(status="failed", match_ocid="o1", failure_reason="2040: x")]
-        )
+        results_db.settle(conn, [confirmed(again, "o1", "failed", failure_reason="2040: x")])
     assert wallet() == 10_000 and status_of(db).charge_minor == 0
 
 
 def test_a_known_failure_rearmed_gets_a_fresh_attempt_and_exhausted_ones_stop(db):
-    request = one_request(db)
+    claim = one_claim(db)
+    begin(db, claim, "o1")
     with db.begin() as conn:
-        loans_db.begin_attempt(
-            conn, request, originator_conversation_id="o1", phone="254712345678", phone_raw=None,
-            run_id=None,
-        )  # fmt: skip
-        loans_db.apply_results(
-            conn,
-            [ResultOutcome(status="failed", match_ocid="o1", failure_reason="17", retryable=True)],
+        results_db.settle(
+            conn, [confirmed(claim, "o1", "failed", failure_reason="17", retryable=True)]
         )
-        assert loans_db.rearm(conn, [request.id]) == 1
-        [fresh] = loans_db.due_submissions(conn, datetime.now(UTC))
-    assert fresh.attempt_started_at is None and fresh.originator_conversation_id is None
-    assert fresh.attempts == 1
+        assert loans_db.rearm(conn, [claim.request.id]) == 1
+        [fresh] = attempts_db.due_submissions(conn, datetime.now(UTC))
+    assert fresh.request.attempt_started_at is None
+    assert fresh.request.originator_conversation_id is None
+    assert fresh.request.attempts == 1
+    begin(db, fresh, "o2")
     with db.begin() as conn:
-        loans_db.begin_attempt(
-            conn, fresh, originator_conversation_id="o2", phone="254712345678", phone_raw=None,
-            run_id=None,
-        )  # fmt: skip
-        loans_db.apply_results(
-            conn,
-            [ResultOutcome(status="failed", match_ocid="o2", failure_reason="17", retryable=True)],
+        results_db.settle(
+            conn, [confirmed(fresh, "o2", "failed", failure_reason="17", retryable=True)]
         )
-        assert loans_db.give_up(conn, [request.id], max_attempts=2) == 1
+        assert loans_db.give_up(conn, [claim.request.id], max_attempts=2) == 1
+        assert attempts_db.attempt_ids(conn, claim.request.id) == ["o1", "o2"]  # both kept
     final = status_of(db)
     assert final.attempts == 2 and not final.retryable
     assert "stopped after 2 attempts" in final.failure_reason

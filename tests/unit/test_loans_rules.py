@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,8 +13,11 @@ from hypothesis import strategies as st
 from lending_pipelines.domain.backoff import backoff_delay
 from lending_pipelines.domain.disbursement import (
     DisbursementRuleError,
+    StatusAnswer,
+    Verdict,
     b2c_amount,
     classify_result,
+    judge_status_answer,
     next_attempt_at,
     originator_conversation_id,
     status_query_outcome,
@@ -107,3 +111,63 @@ def test_amounts_mpesa_cannot_pay_are_refused(minor, currency, fragment):
 def test_success_rate_counts_finished_disbursements_only():
     assert success_rate(0, 0) is None
     assert success_rate(9, 1) == Decimal("0.9")
+
+
+FOUND = StatusAnswer(
+    result_code="0",
+    transaction_status="Completed",
+    originator_conversation_id="acme-L1-T1-A1",
+    conversation_id="AG_1",
+    amount=Decimal(5000),
+    receiver="254712345678 - JANE DOE",
+    receipt="SX1",
+)
+OURS = {
+    "originator_conversation_id": "acme-L1-T1-A1",
+    "conversation_id": "AG_1",
+    "amount_kes": 5000,
+    "phone": "254712345678",
+}
+
+
+def test_a_matching_completed_answer_confirms_the_payment_with_its_receipt():
+    assert judge_status_answer(FOUND, **OURS) == Verdict(
+        "succeeded", receipt="SX1", result_code="0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"originator_conversation_id": "acme-L1-T1-A2"}, "OriginatorConversationID"),
+        ({"conversation_id": "AG_forged"}, "ConversationID"),
+        ({"conversation_id": None}, "ConversationID"),
+        ({"amount": Decimal(50000)}, "Amount"),
+        ({"amount": None}, "Amount"),
+        ({"receiver": "254799999999 - SOMEONE ELSE"}, "receiver"),
+        ({"receipt": None}, "receipt"),
+    ],
+)
+def test_an_answer_that_differs_from_what_we_sent_is_a_mismatch_not_an_outcome(change, fragment):
+    verdict = judge_status_answer(replace(FOUND, **change), **OURS)
+    assert verdict.kind == "mismatch" and fragment in verdict.reason
+
+
+def test_without_an_acknowledgement_the_conversation_id_cannot_be_compared_but_the_rest_is():
+    assert judge_status_answer(FOUND, **{**OURS, "conversation_id": None}).kind == "succeeded"
+    wrong = replace(FOUND, amount=Decimal(1))
+    assert judge_status_answer(wrong, **{**OURS, "conversation_id": None}).kind == "mismatch"
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind"),
+    [
+        (StatusAnswer(result_code="R000002"), "not_found"),
+        (StatusAnswer(result_code="2001", reason_text="initiator invalid"), "query_failed"),
+        (StatusAnswer(result_code="21"), "query_failed"),
+        (replace(FOUND, transaction_status="Failed", reason_code="17"), "failed"),
+        (replace(FOUND, transaction_status="Pending"), "in_flight"),
+    ],
+)
+def test_only_a_definite_not_found_code_counts_as_not_found(answer, kind):
+    assert judge_status_answer(answer, **OURS).kind == kind

@@ -344,3 +344,29 @@ def test_the_callback_token_fills_the_url_template_and_its_absence_blocks_sendin
     )
     assert "tok-1" not in repr(with_token)
     assert MpesaResource(result_url=template).callback_urls() == ("", "")
+
+
+@pytest.mark.parametrize("code", [0.5, "0.4", Decimal("0.1"), "", " ", "0-0", [0]])
+def test_a_non_integer_result_code_is_a_malformed_callback_not_a_success(code):
+    payload = json.loads(json.dumps(SUCCESS))
+    payload["Result"]["ResultCode"] = code
+    with pytest.raises(MpesaPayloadError, match="'Result.ResultCode'"):
+        parse_result_callback(payload)
+
+
+@pytest.mark.parametrize("code", [0, "0", 0.0, "SFC_IC0003", "R000002"])
+def test_integer_and_documented_alphanumeric_result_codes_parse(code):
+    payload = json.loads(json.dumps(SUCCESS))
+    payload["Result"]["ResultCode"] = code
+    assert parse_result_callback(payload).result_code == str(code).replace(".0", "")
+
+
+@respx.mock
+@pytest.mark.parametrize("missing", ["ConversationID", "OriginatorConversationID", "ResponseCode"])
+def test_a_b2c_acknowledgement_with_missing_fields_is_an_unknown_outcome_not_a_final_one(missing):
+    respx.get(f"{BASE}{OAUTH_PATH}").mock(return_value=token())
+    ack = {k: v for k, v in ACK.items() if k != missing}
+    b2c = respx.post(f"{BASE}{B2C_PATH}").mock(return_value=httpx.Response(200, json=ack))
+    with pytest.raises(MpesaOutcomeUnknownError, match=missing) as caught:
+        pay(client())
+    assert not isinstance(caught.value, MpesaFinalError) and b2c.call_count == 1
