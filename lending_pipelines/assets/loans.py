@@ -21,6 +21,7 @@ from ..resources.database import DatabaseResource
 from ..resources.fineract import FineractResource
 from ..resources.mpesa import MpesaResource
 from ..settings import get_settings
+from ..workflows.incidents import reminder_interval, report_condition
 from .check_alerts import alert_on_check
 from .loans_disbursement import Disburser
 from .loans_polling import PollingCycle, run_polling_cycle
@@ -68,6 +69,25 @@ def _poll_metadata(cycle: PollingCycle) -> dict:
     }
 
 
+def _alert_on_unreadable_credentials(
+    database: DatabaseResource, alerts: AlertsResource, cycle: PollingCycle
+) -> None:
+    """One incident per partner whose secrets no configured key decrypts (a wrong or missing
+    LENDING_ENCRYPTION_KEY): its polls, payments and Fineract records stop; the others go on."""
+    remind = reminder_interval(get_settings().alert_reminder_minutes)
+    for poll in cycle.polls:
+        report_condition(
+            database.get_engine(),
+            alerts.send,
+            key=f"loans.partner_credentials:{poll.partner_id}",
+            firing=poll.credentials_error is not None,
+            title=f"Partner {poll.partner_id!r}: stored credentials cannot be decrypted",
+            text=poll.credentials_error or f"partner {poll.partner_id!r} credentials readable",
+            severity="critical",
+            remind_every=remind,
+        )
+
+
 @dg.asset(
     group_name=GROUP,
     kinds={"fineract", "postgres"},
@@ -92,7 +112,10 @@ def _poll_metadata(cycle: PollingCycle) -> dict:
     "200), keyed by (partner, Fineract loan id); first_seen_at kept, last_seen_at refreshed.",
 )
 def loan_tracking(
-    context: dg.AssetExecutionContext, database: DatabaseResource, fineract: FineractResource
+    context: dg.AssetExecutionContext,
+    database: DatabaseResource,
+    fineract: FineractResource,
+    alerts: AlertsResource,
 ) -> dg.MaterializeResult:
     settings = get_settings()
     cycle = run_polling_cycle(
@@ -105,6 +128,7 @@ def loan_tracking(
     )
     for poll in cycle.failed:
         context.log.warning(f"partner {poll.partner_id!r} poll failed: {poll.error}")
+    _alert_on_unreadable_credentials(database, alerts, cycle)
     failed = {poll.partner_id: poll.error for poll in cycle.failed}
     check = dg.AssetCheckResult(
         check_name="all_partners_polled",

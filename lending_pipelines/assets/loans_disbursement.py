@@ -308,6 +308,12 @@ class Disburser:
         partners = self._partners(request.partner_id for request in due)
         for request in due:
             partner = partners[request.partner_id]
+            if partner.config_error:  # alerted per partner by the polling step
+                log.warning(
+                    "status query for request %s skipped: %s", request.id, partner.config_error
+                )
+                counts["credentials_unreadable"] += 1
+                continue
             if partner.mpesa is None:
                 counts["no_mpesa_config"] += 1
                 continue
@@ -377,7 +383,14 @@ class Disburser:
         partners = self._partners(row.partner_id for row in rows)
         today = datetime.now(ZoneInfo(self.settings.loans_timezone)).date()
         for row in rows:
-            client = self._fineract_for(partners[row.partner_id])
+            partner = partners[row.partner_id]
+            if partner.config_error:  # alerted per partner by the polling step; others go on
+                log.warning(
+                    "Fineract record of request %s skipped: %s", row.id, partner.config_error
+                )
+                counts["credentials_unreadable"] += 1
+                continue
+            client = self._fineract_for(partner)
             external_id = f"mpesa-{row.mpesa_transaction_id}"
             try:
                 result = client.disburse(

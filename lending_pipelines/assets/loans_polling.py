@@ -47,6 +47,8 @@ class PartnerPoll:
     error: str | None = None
     new_loans: int = 0
     bad_records: list[BadLoanRecord] = field(default_factory=list)
+    # The partner's stored secrets cannot be decrypted with LENDING_ENCRYPTION_KEY.
+    credentials_error: str | None = None
     total_reported: int = 0
     records_received: int = 0
 
@@ -138,7 +140,12 @@ async def _fetch(
         finished = datetime.now(UTC)
         if error is not None:
             return PartnerPoll(
-                partner.id, ok=False, seconds=seconds, finished_at=finished, error=error
+                partner.id,
+                ok=False,
+                seconds=seconds,
+                finished_at=finished,
+                error=error,
+                credentials_error=partner.config_error,
             )
         return PartnerPoll(
             partner.id,
