@@ -3,19 +3,12 @@ launch `mpesa_results_job` (unless one is already queued or running). Skips whil
 is off — the callbacks stay stored and are applied once it is back on."""
 
 import dagster as dg
-import sqlalchemy as sa
 
 from ..assets.loans_automation import mpesa_results_job
-from ..db.common import inbound_events
+from ..db.inbound import waiting_events
 from ..kill_switch import automation_paused
 from ..resources.database import DatabaseResource
-
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
+from .in_flight import run_in_flight
 
 
 @dg.sensor(
@@ -30,19 +23,13 @@ def mpesa_results_sensor(context: dg.SensorEvaluationContext, database: Database
     if skip is not None:
         return skip
     with database.begin() as conn:
-        waiting, newest = conn.execute(
-            sa.select(sa.func.count(), sa.func.max(inbound_events.c.id)).where(
-                inbound_events.c.provider == "mpesa", inbound_events.c.processed_at.is_(None)
-            )
-        ).one()
+        waiting, newest = waiting_events(conn, "mpesa")
     if not waiting:
         return dg.SkipReason("no unapplied M-Pesa callbacks")
-    running = context.instance.get_runs(
-        filters=dg.RunsFilter(job_name=mpesa_results_job.name, statuses=IN_FLIGHT), limit=1
-    )
+    running = run_in_flight(context, mpesa_results_job.name)
     if running:
         return dg.SkipReason(
-            f"{waiting} callback(s) waiting; run {running[0].run_id} is already applying them"
+            f"{waiting} callback(s) waiting; run {running.run_id} is already applying them"
         )
     # No run_key: a new run is wanted whenever callbacks wait and none is being applied.
     return dg.RunRequest(

@@ -8,13 +8,7 @@ from ..assets.payouts_stripe_events import PROVIDER, stripe_events_job
 from ..db.inbound import waiting_events
 from ..kill_switch import automation_paused
 from ..resources.database import DatabaseResource
-
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
+from .in_flight import run_in_flight
 
 
 @dg.sensor(
@@ -33,12 +27,10 @@ def stripe_events_sensor(context: dg.SensorEvaluationContext, database: Database
         waiting, newest = waiting_events(conn, PROVIDER)
     if not waiting:
         return dg.SkipReason("no unapplied Stripe events")
-    running = context.instance.get_runs(
-        filters=dg.RunsFilter(job_name=stripe_events_job.name, statuses=IN_FLIGHT), limit=1
-    )
+    running = run_in_flight(context, stripe_events_job.name)
     if running:
         return dg.SkipReason(
-            f"{waiting} Stripe event(s) waiting; run {running[0].run_id} is already applying them"
+            f"{waiting} Stripe event(s) waiting; run {running.run_id} is already applying them"
         )
     return dg.RunRequest(
         tags={"lending/newest_event_id": str(newest), "lending/waiting": str(waiting)}
