@@ -18,6 +18,8 @@ install: .venv/.synced
 dev: install
 	$(UV) run --frozen lending dev
 
+# The tests are dev mode: the embedded PostgreSQL and the generated dev secrets may be used.
+test: export LENDING_DEV_MODE = true
 test: install
 	$(UV) run --frozen ruff check lending_pipelines tests bench
 	$(UV) run --frozen dagster definitions validate

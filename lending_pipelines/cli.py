@@ -236,10 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         get_settings()
+        return args.func(args)
     except SettingsError as exc:
-        print(f"lending: configuration error: {exc}", file=sys.stderr)
+        print(f"lending {args.command}: configuration error: {exc}", file=sys.stderr)
         return 2
-    return args.func(args)
 
 
 if __name__ == "__main__":
