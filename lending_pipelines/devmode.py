@@ -102,9 +102,8 @@ def require_local_services(settings: Settings) -> None:
         raise DevServicesNotRunning(
             "dagster dev / dg dev from the repository needs the local partner services, and "
             f"{' and '.join(missing)} {'do' if len(missing) > 1 else 'does'} not answer. "
-            "Run `make dev` instead: it starts the "
-            "embedded PostgreSQL, the sandbox, the receiver and Dagster together (or start "
-            "`uv run lending sandbox` and `uv run lending webhooks` first)."
+            "Run `make dev` instead: it starts the embedded PostgreSQL (migrated, with demo "
+            "data), the sandbox, the receiver and Dagster together."
         )
 
 
