@@ -134,23 +134,30 @@ def _restrict_socket_dir(server) -> None:
     socket_dir.chmod(0o700)
 
 
-def _ensure_max_connections(server) -> None:
-    """Raise max_connections once in the life of a data directory (the default 100 is tight)."""
-    _restrict_socket_dir(server)
+def _max_connections_raised(server) -> bool:
+    """ALTER SYSTEM max_connections if it is below MAX_CONNECTIONS; True if it was changed."""
     url = _with_driver(make_url(server.get_uri(database="postgres")), "psycopg")
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     try:
         with admin.connect() as conn:
             current = int(conn.execute(sa.text("SHOW max_connections")).scalar_one())
             if current >= MAX_CONNECTIONS:
-                return
+                return False
             conn.execute(sa.text(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}"))
+            return True
     finally:
         admin.dispose()
+
+
+def _ensure_max_connections(server) -> None:
+    """Raise max_connections once in the life of a data directory (the default 100 is tight)."""
+    _restrict_socket_dir(server)
     from pgserver._commands import pg_ctl
     from pgserver.utils import PostmasterInfo
 
     with server._lock:
+        if not _max_connections_raised(server):
+            return
         pg_ctl(
             ["-w", "-l", str(server.log), "restart"],
             pgdata=server.pgdata,
