@@ -18,6 +18,8 @@ install: .venv/.synced
 dev: install
 	$(UV) run --frozen lending dev
 
+# Tests and benchmarks are dev mode: the embedded PostgreSQL and dev secrets may be used.
+test: export LENDING_DEV_MODE = true
 test: install
 	$(UV) run --frozen ruff check lending_pipelines tests bench
 	$(UV) run --frozen dagster definitions validate
@@ -28,6 +30,7 @@ lint: install
 	$(UV) run --frozen ruff check lending_pipelines tests bench
 	$(UV) run --frozen ruff format --check lending_pipelines tests bench
 
+bench: export LENDING_DEV_MODE = true
 bench: install
 	@for script in bench/*.py; do echo "== $$script"; $(UV) run --frozen python $$script || exit 1; done
 

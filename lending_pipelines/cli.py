@@ -11,9 +11,7 @@ lending secrets rotate      re-encrypt stored partner secrets with the first enc
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -21,16 +19,10 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .sandbox.twilio import DEV_AUTH_TOKEN as TWILIO_SANDBOX_AUTH_TOKEN
+from .devmode import enter_dev_mode, fill_dev_secrets
 from .settings import PROJECT_ROOT, Settings, SettingsError, get_settings
 
 DAGSTER_PORT = 3000
-# Credentials the resources read from the environment, pointed at the sandbox in `make dev`.
-# Real deployments set real values; these only apply when the variable is unset.
-DEV_ENVIRONMENT: dict[str, str] = {
-    "LENDING_STRIPE_API_KEY": "sk_test_lending_dev_sandbox",
-    "LENDING_TWILIO_AUTH_TOKEN": TWILIO_SANDBOX_AUTH_TOKEN,
-}
 
 
 def _port(url: str) -> int:
@@ -109,7 +101,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     from .seed import seed_all
     from .seed.loans import inject_demo_faults
 
-    _prepare_dev_environment()  # demo partners' credentials are encrypted with the dev key
+    fill_dev_secrets()  # demo partners' credentials are encrypted with the dev key
     url = _operational_url()
     migrate.upgrade(url)
     with get_engine(url).begin() as conn:
@@ -149,48 +141,52 @@ def cmd_secrets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dev_secrets(settings: Settings) -> dict[str, str]:
-    """Per-checkout secrets for local dev, generated once under LENDING_HOME (git-ignored)."""
-    from cryptography.fernet import Fernet
-
-    path = settings.home / "dev-secrets.json"
-    secrets_ = json.loads(path.read_text()) if path.exists() else {}
-    generated = {
-        "LENDING_ENCRYPTION_KEY": lambda: Fernet.generate_key().decode(),
-        "LENDING_MPESA_CALLBACK_TOKEN": lambda: secrets.token_urlsafe(24),
-        "LENDING_STRIPE_WEBHOOK_SECRET": lambda: "whsec_" + secrets.token_hex(24),
-    }
-    if set(generated) - set(secrets_):
-        for name, make in generated.items():
-            secrets_.setdefault(name, make())
-        settings.home.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(secrets_, indent=2))
-        path.chmod(0o600)
-    return secrets_
+DEV_LOCK_FILE = "dev.lock"
 
 
-def _prepare_dev_environment() -> dict[str, str]:
-    """The environment of every `make dev` process: dev secrets and sandbox credentials fill in
-    whatever the caller's environment leaves unset."""
-    for name, value in {**_dev_secrets(Settings.from_env()), **DEV_ENVIRONMENT}.items():
-        if not os.environ.get(name):
-            os.environ[name] = value
-    get_settings.cache_clear()
-    return dict(os.environ)
+def _take_dev_lock(settings: Settings):
+    """One `lending dev` per LENDING_HOME: an exclusive lock on LENDING_HOME/dev.lock, held by
+    this process and inherited by its children (the kernel drops it when the last one dies, so
+    a crash never leaves it behind). Returns the open file, or None when it is taken."""
+    import fcntl
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    lock = open(settings.home / DEV_LOCK_FILE, "a+")  # held for the life of the process
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return None
+    return lock
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
     from .db.server import dagster_storage_url
-    from .instance import write_instance_config
+    from .instance import fail_orphaned_runs, write_instance_config
 
-    env = _prepare_dev_environment()
+    env = enter_dev_mode()
     settings = get_settings()
+    lock = _take_dev_lock(settings)
+    if lock is None:
+        print(
+            f"lending dev: another `lending dev` is running on LENDING_HOME={settings.home}; "
+            "stop it first (Ctrl-C in its terminal)",
+            file=sys.stderr,
+        )
+        return 1
     where = settings.pg_data_dir if not settings.database_url else "LENDING_DATABASE_URL"
     print(f"lending dev: database {where}")
     cmd_seed(args)  # migrates, then seeds; this process holds the embedded server open
-    env["LENDING_DAGSTER_STORAGE_URL"] = dagster_storage_url(settings)
+    env["LENDING_DAGSTER_STORAGE_URL"] = os.environ["LENDING_DAGSTER_STORAGE_URL"] = (
+        dagster_storage_url(settings)
+    )
     env["DAGSTER_HOME"] = str(settings.dagster_home)
     write_instance_config(settings.dagster_home)
+    # Dagster is not running on this home yet (we hold the lock): a run still in flight was
+    # left by a crash and would block its job for ever through the one-at-a-time tag.
+    orphaned = fail_orphaned_runs(settings.dagster_home)
+    if orphaned:
+        print(f"lending dev: marked {len(orphaned)} run(s) left in flight by a crash as failed")
 
     bin_dir = Path(sys.executable).parent
     commands = {
@@ -204,7 +200,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         "dagster": [str(bin_dir / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(args.port)],
     }
     children = {
-        name: subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT) for name, cmd in commands.items()
+        name: subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, pass_fds=(lock.fileno(),))
+        for name, cmd in commands.items()
     }
     print(
         f"lending dev: sandbox {settings.sandbox_url}, receiver {settings.webhooks_url}, "
@@ -274,10 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         get_settings()
+        return args.func(args)
     except SettingsError as exc:
-        print(f"lending: configuration error: {exc}", file=sys.stderr)
+        print(f"lending {args.command}: configuration error: {exc}", file=sys.stderr)
         return 2
-    return args.func(args)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,15 @@ from .assets.loans import LOANS_ASSET_CHECKS, LOANS_ASSETS
 from .assets.loans_automation import LOANS_JOBS, LOANS_SCHEDULES
 from .assets.payouts import PAYOUT_ASSETS, PAYOUT_CHECKS, PAYOUT_JOBS, PAYOUT_SCHEDULES
 from .assets.payouts_stripe_events import STRIPE_EVENTS_JOBS
+from .devmode import prepare_code_location
 from .resource_defs import build_resources
 from .sensors.mpesa_results import LOANS_RESULT_SENSORS
 from .sensors.run_failures import RUN_FAILURE_SENSORS
 from .sensors.stripe_events import STRIPE_EVENT_SENSORS
 from .sensors.whatsapp_status import WHATSAPP_SENSORS
-from .settings import get_settings
 
-settings = get_settings()
+# Dev mode under plain `dagster dev` / `dg dev`; outside dev mode LENDING_DATABASE_URL is required.
+settings = prepare_code_location()
 
 defs = Definitions(
     assets=[*ESCROW_ASSETS, *PAYOUT_ASSETS, *LOANS_ASSETS, *ANALYTICS_ASSETS],

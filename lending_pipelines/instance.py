@@ -3,6 +3,11 @@
 Money-moving jobs carry the run tag `lending/serial: <job>`; the limit of one run per unique
 value of that tag keeps two runs of the same job from overlapping (the database's unique keys
 and row locks keep them correct even if they did).
+
+A run whose worker dies (a crash, `kill -9`) stays STARTED for Dagster and, through that tag,
+blocks every later run of its job. The default run launcher cannot check a worker's health, so
+run monitoring fails any run still in flight after RUN_MAX_RUNTIME_SECONDS, and `lending dev`
+fails, at start, the runs a previous crash of itself left in flight (`fail_orphaned_runs`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,15 @@ from pathlib import Path
 import yaml
 
 SERIAL_TAG = "lending/serial"
+# Far above any run's normal duration (polling: seconds; a payout date: minutes); a job that
+# needs longer sets the run tag `dagster/max_runtime`.
+RUN_MAX_RUNTIME_SECONDS = 3600
+RUN_START_TIMEOUT_SECONDS = 180
+RUN_CANCEL_TIMEOUT_SECONDS = 180
+ORPHANED_RUN_MESSAGE = (
+    "Marked failed at start of `lending dev`: the previous `lending dev` on this LENDING_HOME "
+    "stopped (crash or kill) while this run was in flight, so its worker no longer exists."
+)
 
 
 def serial_tags(job_name: str) -> dict[str, str]:
@@ -30,7 +44,14 @@ def instance_config(storage_url_env: str = "LENDING_DAGSTER_STORAGE_URL") -> dic
                 ],
             },
         },
-        "run_monitoring": {"enabled": True, "max_resume_run_attempts": 0},
+        "run_monitoring": {
+            "enabled": True,
+            "start_timeout_seconds": RUN_START_TIMEOUT_SECONDS,
+            "cancel_timeout_seconds": RUN_CANCEL_TIMEOUT_SECONDS,
+            "max_runtime_seconds": RUN_MAX_RUNTIME_SECONDS,
+            "max_resume_run_attempts": 0,
+            "poll_interval_seconds": 30,
+        },
         "telemetry": {"enabled": False},
     }
 
@@ -40,3 +61,18 @@ def write_instance_config(dagster_home: Path) -> Path:
     path = dagster_home / "dagster.yaml"
     path.write_text(yaml.safe_dump(instance_config(), sort_keys=False))
     return path
+
+
+def fail_orphaned_runs(dagster_home: Path) -> list[str]:
+    """Mark failed every run left starting, started or canceling in this instance.
+
+    Only for an instance no Dagster process is using (the caller holds the dev lock and has not
+    started Dagster yet): every such run's worker is gone. Returns the run ids."""
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    in_flight = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        records = instance.get_run_records(filters=RunsFilter(statuses=in_flight))
+        for record in records:
+            instance.report_run_failed(record.dagster_run, message=ORPHANED_RUN_MESSAGE)
+        return [record.dagster_run.run_id for record in records]

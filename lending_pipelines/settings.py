@@ -153,8 +153,16 @@ class Settings:
         "",
         _optional_text,
         "SQLAlchemy URL of the operational database. Empty: the embedded PostgreSQL under "
-        "LENDING_HOME is started (or reused).",
+        "LENDING_HOME is started (or reused) in dev mode, and start-up fails outside it.",
         secret=True,
+    )
+    dev_mode: bool = setting(
+        "LENDING_DEV_MODE",
+        "false",
+        _bool,
+        "Local development: the embedded PostgreSQL, generated dev secrets and the local partner "
+        "services. Set by `make dev`, `make test` and the tests; `dagster dev` / `dg dev` from "
+        "the repository turn it on too. Never in production.",
     )
     statement_timeout_ms: int = setting(
         "LENDING_STATEMENT_TIMEOUT_MS",

@@ -8,6 +8,11 @@ seeded state with no faults.
 
 from __future__ import annotations
 
+import os
+
+# The tests are a dev-mode user: the embedded PostgreSQL may start (set before any settings load).
+os.environ["LENDING_DEV_MODE"] = "true"
+
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass

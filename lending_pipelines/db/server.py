@@ -1,19 +1,31 @@
 """Where the databases live: an external server (LENDING_DATABASE_URL) or the embedded one.
 
-With LENDING_DATABASE_URL unset, a PostgreSQL server from `pgserver` is started (or reused)
-in LENDING_HOME/pg. pgserver keeps a list of the processes holding a handle on it and stops the
-server when the last one exits, so `make dev` and test sessions stop what they started.
+The embedded PostgreSQL (from `pgserver`, in LENDING_HOME/pg) exists only in dev mode
+(LENDING_DEV_MODE: `make dev`, `make test`, the tests, `dagster dev` / `dg dev` from the
+repository); anywhere else a missing LENDING_DATABASE_URL is a start-up error naming it.
+
+pgserver keeps a list of the processes holding a handle on the server and stops it when the last
+one exits, so `make dev` and test sessions stop what they started. Two things are fixed here:
+a holder killed by SIGKILL stays on that list for ever (so nobody would stop the server again),
+and pgserver puts the unix socket in the data directory, whose path may hold a space (split by
+pg_ctl's option string) or exceed the 107-byte socket path limit.
 """
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import logging
+import os
+import stat
+import tempfile
 from functools import lru_cache
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-from ..settings import Settings
+from ..settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -21,28 +33,131 @@ OPERATIONAL_DATABASE = "lending"
 DAGSTER_DATABASE = "dagster"
 # Dagster (webserver, daemon, run and step processes), tests and the receiver share the server.
 MAX_CONNECTIONS = 300
+# Room for "/lending-pg-<12 hex>/.s.PGSQL.5432" under the base within the 107-byte limit.
+_SOCKET_BASE_MAX_LENGTH = 70
+_pruned_at_exit: set[Path] = set()
 
 
 def embedded_server(settings: Settings):
-    """Start or reuse the embedded PostgreSQL server under LENDING_HOME/pg."""
+    """Start or reuse the embedded PostgreSQL server under LENDING_HOME/pg (dev mode only)."""
+    if not settings.dev_mode:
+        raise SettingsError(
+            "LENDING_DATABASE_URL is not set: outside dev mode (LENDING_DEV_MODE, set by "
+            "`make dev` and the tests) no embedded PostgreSQL is started; set it to the "
+            "operational database's URL"
+        )
     import pgserver  # imported lazily: not needed when an external server is configured
+    from pgserver import postgres_server
 
+    # pgserver looks this function up in its module when it starts a server.
+    postgres_server.find_suitable_socket_dir = socket_dir_for
     settings.home.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(settings.pg_data_dir, cleanup_mode="stop")
+    pgdata = settings.pg_data_dir.resolve()
+    pgdata.mkdir(exist_ok=True)
+    forget_dead_holders(pgdata)
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    if pgdata not in _pruned_at_exit:
+        # atexit runs last-registered first: this runs before pgserver's own cleanup, so a
+        # holder that died meanwhile does not stop this process from stopping the server.
+        atexit.register(forget_dead_holders, pgdata)
+        _pruned_at_exit.add(pgdata)
     _ensure_max_connections(server)
     return server
 
 
+def _holder_alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def forget_dead_holders(pgdata: Path) -> list[int]:
+    """Drop the processes that no longer exist from pgserver's list of server holders.
+
+    The list lives in pgdata/.handle_pids.json and is changed under pgserver's own lock, as
+    pgserver does. Returns the live holders."""
+    from pgserver.postgres_server import PostgresServer
+    from pgserver.utils import DiskList
+
+    holders = DiskList(pgdata / ".handle_pids.json")
+    with PostgresServer._lock:
+        pids = holders.get()
+        alive = [pid for pid in pids if _holder_alive(pid)]
+        if alive != pids:
+            holders.put(alive)
+            log.info("embedded PostgreSQL: forgot dead holders %s", sorted(set(pids) - set(alive)))
+    return alive
+
+
+def _socket_base() -> Path:
+    base = Path(tempfile.gettempdir())
+    text = str(base)
+    if len(text) > _SOCKET_BASE_MAX_LENGTH or any(c.isspace() for c in text) or "'" in text:
+        return Path("/tmp")
+    return base
+
+
+def socket_dir_for(pgdata: Path, runtime_path: Path | None = None) -> Path:
+    """A short socket directory without spaces, one per data directory, owned by us alone.
+
+    Replaces pgserver's choice (the data directory itself, or a runtime directory), which is
+    passed unquoted to pg_ctl and may be too long for a unix socket path."""
+    identity = f"{pgdata}-{pgdata.stat().st_ino}"
+    path = _socket_base() / f"lending-pg-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    info = path.lstat()
+    owners = {os.geteuid(), pgdata.stat().st_uid}
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid not in owners:
+        raise RuntimeError(
+            f"embedded PostgreSQL socket directory {path} exists but is not a directory owned "
+            "by this user; remove it"
+        )
+    return path
+
+
+def _restrict_socket_dir(server) -> None:
+    """pgserver opens a separate socket directory to everyone (0777) when running as root (the
+    server then runs as the `pgserver` user): give it to that user alone."""
+    socket_dir = server.get_postmaster_info().socket_dir
+    if socket_dir is None or socket_dir == server.pgdata or server.system_user is None:
+        return
+    import pwd
+
+    owner = pwd.getpwnam(server.system_user)
+    os.chown(socket_dir, owner.pw_uid, owner.pw_gid)
+    socket_dir.chmod(0o700)
+
+
+def _max_connections_raised(server) -> bool:
+    """ALTER SYSTEM max_connections if it is below MAX_CONNECTIONS; True if it was changed."""
+    url = _with_driver(make_url(server.get_uri(database="postgres")), "psycopg")
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with admin.connect() as conn:
+            current = int(conn.execute(sa.text("SHOW max_connections")).scalar_one())
+            if current >= MAX_CONNECTIONS:
+                return False
+            conn.execute(sa.text(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}"))
+            return True
+    finally:
+        admin.dispose()
+
+
 def _ensure_max_connections(server) -> None:
     """Raise max_connections once in the life of a data directory (the default 100 is tight)."""
-    current = int(server.psql("SHOW max_connections;").split("\n")[2].strip())
-    if current >= MAX_CONNECTIONS:
-        return
+    _restrict_socket_dir(server)
     from pgserver._commands import pg_ctl
     from pgserver.utils import PostmasterInfo
 
     with server._lock:
-        server.psql(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS};")
+        if not _max_connections_raised(server):
+            return
         pg_ctl(
             ["-w", "-l", str(server.log), "restart"],
             pgdata=server.pgdata,
@@ -51,6 +166,7 @@ def _ensure_max_connections(server) -> None:
         )
         # pgserver stops the server it knows by pid when the last handle closes: refresh it.
         server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata)
+    _restrict_socket_dir(server)
     log.info("embedded PostgreSQL restarted with max_connections=%s", MAX_CONNECTIONS)
 
 

@@ -1,11 +1,18 @@
 """The Dagster instance that `make dev` writes, and the production copy in deploy/."""
 
 import yaml
-from dagster import DagsterInstance
+from dagster import DagsterInstance, RunsFilter
 from sqlalchemy.engine import make_url
 
 from lending_pipelines.db.server import drop_database, ensure_database
-from lending_pipelines.instance import SERIAL_TAG, instance_config, write_instance_config
+from lending_pipelines.instance import (
+    RUN_MAX_RUNTIME_SECONDS,
+    SERIAL_TAG,
+    fail_orphaned_runs,
+    instance_config,
+    serial_tags,
+    write_instance_config,
+)
 from lending_pipelines.settings import PROJECT_ROOT
 
 
@@ -32,3 +39,52 @@ def test_production_instance_has_the_same_run_concurrency_rules():
     deployed = yaml.safe_load((PROJECT_ROOT / "deploy" / "dagster.yaml").read_text())
     assert deployed["concurrency"] == instance_config()["concurrency"]
     assert deployed["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_POSTGRES_URL"}
+
+
+def test_dev_and_production_instances_fail_runs_still_in_flight_after_the_maximum_runtime(
+    tmp_path, monkeypatch
+):
+    deployed = yaml.safe_load((PROJECT_ROOT / "deploy" / "dagster.yaml").read_text())
+    assert deployed["run_monitoring"] == instance_config()["run_monitoring"]
+    monitoring = instance_config()["run_monitoring"]
+    assert monitoring["enabled"] is True
+    assert monitoring["max_runtime_seconds"] == RUN_MAX_RUNTIME_SECONDS > 0
+    assert monitoring["start_timeout_seconds"] > 0
+
+
+def test_runs_left_in_flight_by_a_crash_are_marked_failed_and_unblock_their_job(
+    tmp_path, db_url, monkeypatch
+):
+    from dagster import DagsterRunStatus
+    from dagster._core.test_utils import create_run_for_test
+
+    url = make_url(db_url)
+    storage = url.set(drivername="postgresql+psycopg2", database=f"{url.database}_orphans")
+    ensure_database(storage)
+    monkeypatch.setenv("LENDING_DAGSTER_STORAGE_URL", storage.render_as_string(hide_password=False))
+    write_instance_config(tmp_path)
+    tags = serial_tags("loan_polling_job")
+    try:
+        with DagsterInstance.from_config(str(tmp_path)) as instance:
+            started = create_run_for_test(
+                instance, job_name="loan_polling_job", status=DagsterRunStatus.STARTED, tags=tags
+            )
+            starting = create_run_for_test(
+                instance, job_name="loan_polling_job", status=DagsterRunStatus.STARTING, tags=tags
+            )
+            done = create_run_for_test(
+                instance, job_name="loan_polling_job", status=DagsterRunStatus.SUCCESS, tags=tags
+            )
+        assert set(fail_orphaned_runs(tmp_path)) == {started.run_id, starting.run_id}
+        with DagsterInstance.from_config(str(tmp_path)) as instance:
+            assert instance.get_run_by_id(started.run_id).status == DagsterRunStatus.FAILURE
+            assert instance.get_run_by_id(starting.run_id).status == DagsterRunStatus.FAILURE
+            assert instance.get_run_by_id(done.run_id).status == DagsterRunStatus.SUCCESS
+            in_flight = instance.get_run_records(
+                filters=RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING])
+            )
+            assert in_flight == [], "nothing holds the job's one-at-a-time slot any more"
+            failure = instance.all_logs(started.run_id)[-1]
+            assert "lending dev" in failure.message
+    finally:
+        drop_database(storage)
