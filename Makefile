@@ -22,7 +22,6 @@ dev: install
 test: export LENDING_DEV_MODE = true
 test: install
 	$(UV) run --frozen ruff check lending_pipelines tests bench
-	$(UV) run --frozen dagster definitions validate
 	$(UV) run --frozen dg check defs
 	$(UV) run --frozen pytest
 

@@ -6,6 +6,7 @@ lending webhooks            the callback receiver (--host/--port, plain HTTP beh
 lending db upgrade|downgrade|current|url
 lending seed                idempotent demo data
 lending secrets rotate      re-encrypt stored partner secrets with the first encryption key
+lending pools apply         store the concurrency pool limits in the Dagster instance
 """
 
 from __future__ import annotations
@@ -113,6 +114,15 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pools(args: argparse.Namespace) -> int:
+    from .instance import DEFAULT_POOL_LIMIT, apply_pool_limits
+
+    for pool, limit in apply_pool_limits().items():
+        print(f"pool {pool}: {limit} step(s) at once")
+    print(f"any other pool: {DEFAULT_POOL_LIMIT} (concurrency.pools.default_limit)")
+    return 0
+
+
 def cmd_secrets(args: argparse.Namespace) -> int:
     from .crypto import EncryptionKeyError, SecretBox
     from .db.audit import record_audit
@@ -162,7 +172,7 @@ def _take_dev_lock(settings: Settings):
 
 def cmd_dev(args: argparse.Namespace) -> int:
     from .db.server import dagster_storage_url
-    from .instance import fail_orphaned_runs, write_instance_config
+    from .instance import apply_pool_limits, fail_orphaned_runs, write_instance_config
 
     env = enter_dev_mode()
     settings = get_settings()
@@ -187,6 +197,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     orphaned = fail_orphaned_runs(settings.dagster_home)
     if orphaned:
         print(f"lending dev: marked {len(orphaned)} run(s) left in flight by a crash as failed")
+    apply_pool_limits(settings.dagster_home)
 
     bin_dir = Path(sys.executable).parent
     commands = {
@@ -256,6 +267,9 @@ def parser() -> argparse.ArgumentParser:
         "--faults", action="store_true", help="then break the demo on purpose (see README)"
     )
     seed.set_defaults(func=cmd_seed)
+    pools = sub.add_parser("pools", help="store the concurrency pool limits in $DAGSTER_HOME")
+    pools.add_argument("action", choices=["apply"])
+    pools.set_defaults(func=cmd_pools)
     secrets_ = sub.add_parser("secrets", help="manage encrypted partner secrets")
     secrets_.add_argument("action", choices=["rotate"])
     secrets_.add_argument("--actor", default=os.environ.get("USER") or "operator")

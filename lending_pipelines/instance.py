@@ -28,6 +28,31 @@ ORPHANED_RUN_MESSAGE = (
 )
 
 
+# Concurrency pools: steps that call a partner's money API claim a slot of their pool across
+# all runs. Every pool gets DEFAULT_POOL_LIMIT unless POOL_LIMITS says otherwise; the
+# instance stores per-pool limits (`apply_pool_limits`, run by `lending dev` and by
+# `lending pools apply` in a deployment).
+DEFAULT_POOL_LIMIT = 1
+POOL_LIMITS = {
+    "fineract_polling": 1,  # one polling cycle at a time (it polls partners concurrently itself)
+    "mpesa_b2c": 1,  # B2C submitters, status queries, results and retries
+    "blnk_ledger": 1,  # escrow releases and auto-deduct posts
+    "stripe_payouts": 5,  # payout chunk workers: LENDING_PAYOUT_MAX_CONCURRENT_CHUNKS at once
+}
+
+
+def apply_pool_limits(dagster_home: Path | None = None) -> dict[str, int]:
+    """Store POOL_LIMITS in the instance at `dagster_home` (default: $DAGSTER_HOME)."""
+    from dagster import DagsterInstance
+
+    with (
+        DagsterInstance.from_config(str(dagster_home)) if dagster_home else DagsterInstance.get()
+    ) as instance:
+        for pool, limit in POOL_LIMITS.items():
+            instance.event_log_storage.set_concurrency_slots(pool, limit)
+    return dict(POOL_LIMITS)
+
+
 def serial_tags(job_name: str) -> dict[str, str]:
     """Run tags that allow one run at a time of `job_name`."""
     return {SERIAL_TAG: job_name}
@@ -37,6 +62,7 @@ def instance_config(storage_url_env: str = "LENDING_DAGSTER_STORAGE_URL") -> dic
     return {
         "storage": {"postgres": {"postgres_url": {"env": storage_url_env}}},
         "concurrency": {
+            "pools": {"default_limit": DEFAULT_POOL_LIMIT},
             "runs": {
                 "max_concurrent_runs": 10,
                 "tag_concurrency_limits": [
@@ -51,6 +77,9 @@ def instance_config(storage_url_env: str = "LENDING_DAGSTER_STORAGE_URL") -> dic
             "max_runtime_seconds": RUN_MAX_RUNTIME_SECONDS,
             "max_resume_run_attempts": 0,
             "poll_interval_seconds": 30,
+            # Pool slots still held by a run that ended (failed by monitoring, crashed worker)
+            # are given back after this long.
+            "free_slots_after_run_end_seconds": 60,
         },
         "telemetry": {"enabled": False},
     }
@@ -75,4 +104,6 @@ def fail_orphaned_runs(dagster_home: Path) -> list[str]:
         records = instance.get_run_records(filters=RunsFilter(statuses=in_flight))
         for record in records:
             instance.report_run_failed(record.dagster_run, message=ORPHANED_RUN_MESSAGE)
+            # Its steps' pool slots would otherwise stay claimed and block the pool for good.
+            instance.event_log_storage.free_concurrency_slots_for_run(record.dagster_run.run_id)
         return [record.dagster_run.run_id for record in records]
