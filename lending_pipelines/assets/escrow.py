@@ -31,7 +31,8 @@ from ..db.escrow import (
 )
 from ..instance import serial_tags
 from ..kill_switch import automation_paused
-from ..resources.blnk import BlnkError, BlnkResource
+from ..partners.blnk import BlnkClient, BlnkError
+from ..resources.blnk import BlnkResource
 from ..resources.database import DatabaseResource
 from ..settings import get_settings
 from .escrow_runs import RunReport, release_escrows, run_auto_deduct
@@ -127,7 +128,7 @@ def _fail_on_errors(report: RunReport, what: str, metadata: dict) -> None:
 
 
 def _check_releases(
-    database: DatabaseResource, blnk: BlnkResource, business_date: date
+    database: DatabaseResource, blnk: BlnkClient, business_date: date
 ) -> list[dg.AssetCheckResult]:
     with database.begin() as conn:
         problems = release_integrity_problems(conn)
@@ -171,7 +172,7 @@ def _check_releases(
 
 
 def _check_repayments(
-    database: DatabaseResource, blnk: BlnkResource, business_date: date
+    database: DatabaseResource, blnk: BlnkClient, business_date: date
 ) -> list[dg.AssetCheckResult]:
     with database.begin() as conn:
         records = repayments_on(conn, business_date)
@@ -234,7 +235,7 @@ def escrow_releases(
     business_date = date.fromisoformat(context.partition_key)
     report = release_escrows(
         database,
-        blnk,
+        blnk.get_client(),
         business_date=business_date,
         cutoff=_release_cutoff(business_date),
         actor=_run_actor(context.op_execution_context),
@@ -247,7 +248,7 @@ def escrow_releases(
     metadata = _report_metadata(report, columns)
     _fail_on_errors(report, "escrow release", metadata)
     return dg.MaterializeResult(
-        metadata=metadata, check_results=_check_releases(database, blnk, business_date)
+        metadata=metadata, check_results=_check_releases(database, blnk.get_client(), business_date)
     )
 
 
@@ -270,7 +271,7 @@ def auto_deductions(
     business_date = date.fromisoformat(context.partition_key)
     report = run_auto_deduct(
         database,
-        blnk,
+        blnk.get_client(),
         SETTINGS,
         business_date=business_date,
         actor=_run_actor(context.op_execution_context),
@@ -285,7 +286,8 @@ def auto_deductions(
     }
     _fail_on_errors(report, "auto-deduct", metadata)
     return dg.MaterializeResult(
-        metadata=metadata, check_results=_check_repayments(database, blnk, business_date)
+        metadata=metadata,
+        check_results=_check_repayments(database, blnk.get_client(), business_date),
     )
 
 
@@ -369,7 +371,7 @@ def release_escrow_now(
     actor = config.checked_actor()
     report = release_escrows(
         database,
-        blnk,
+        blnk.get_client(),
         business_date=_today(),
         escrow_id=config.escrow_id,
         actor=actor,
@@ -404,7 +406,7 @@ def run_escrow_auto_release(
     business_date = _business_day(config.business_date)
     report = release_escrows(
         database,
-        blnk,
+        blnk.get_client(),
         business_date=business_date,
         cutoff=_release_cutoff(business_date),
         actor=config.checked_actor(),
@@ -440,7 +442,7 @@ def run_auto_deduct_now(
     business_date = _business_day(config.business_date)
     report = run_auto_deduct(
         database,
-        blnk,
+        blnk.get_client(),
         SETTINGS,
         business_date=business_date,
         actor=config.checked_actor(),
@@ -477,7 +479,7 @@ def dispute_escrow(
     actor = config.checked_actor()
     reference = escrow_release_reference(config.escrow_id)
     try:
-        outcome = blnk.read_outcome(reference)
+        outcome = blnk.get_client().read_outcome(reference)
     except BlnkError as exc:
         raise dg.Failure(f"cannot check {reference} in the ledger: {exc}") from exc
     if outcome is not None and outcome.awaiting:

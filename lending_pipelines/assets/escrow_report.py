@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 
 from ..db.audit import record_audits
-from ..resources.blnk import LedgerOutcome
+from ..partners.blnk import LedgerOutcome
 from ..resources.database import DatabaseResource
 
 # Skip reasons that mean the data is wrong (audited), as opposed to a rule saying "not today".

@@ -39,7 +39,7 @@ from ..db.escrow_settle import (
 )
 from ..domain.currency import minor_units_per_major
 from ..domain.deduction import percentage_basis_points
-from ..resources.blnk import BlnkError, BlnkResource
+from ..partners.blnk import BlnkClient, BlnkError
 from ..resources.database import DatabaseResource
 from ..settings import Settings
 from .escrow_report import Failed, RunReport, Skipped, audit_skips, outcome_problem
@@ -51,7 +51,7 @@ __all__ = ["Failed", "RunReport", "Skipped", "release_escrows", "run_auto_deduct
 
 def release_escrows(
     database: DatabaseResource,
-    blnk: BlnkResource,
+    blnk: BlnkClient,
     *,
     business_date: date,
     actor: str,
@@ -121,7 +121,7 @@ def _release_row(candidate: ReleaseCandidate, transaction_id: str | None, recove
 
 def _release_one(
     database: DatabaseResource,
-    blnk: BlnkResource,
+    blnk: BlnkClient,
     candidate: ReleaseCandidate,
     report: RunReport,
     actor: str,
@@ -220,7 +220,7 @@ def _release_one(
 
 def run_auto_deduct(
     database: DatabaseResource,
-    blnk: BlnkResource,
+    blnk: BlnkClient,
     settings: Settings,
     *,
     business_date: date,
@@ -350,7 +350,7 @@ def run_auto_deduct(
 
 def _deduct_one(
     database: DatabaseResource,
-    blnk: BlnkResource,
+    blnk: BlnkClient,
     intent: Repayment,
     report: RunReport,
     actor: str,

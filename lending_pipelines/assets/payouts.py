@@ -64,9 +64,10 @@ from ..domain import payouts as rules
 from ..domain.money import format_minor
 from ..instance import serial_tags
 from ..kill_switch import automation_paused
+from ..partners.stripe import StripeConnectError
 from ..resources.alerts import AlertsResource
 from ..resources.database import DatabaseResource
-from ..resources.stripe_connect import StripeConnectError, StripeConnectResource
+from ..resources.stripe_connect import StripeConnectResource
 from ..settings import get_settings
 from .metadata import markdown_table
 from .payouts_processing import (

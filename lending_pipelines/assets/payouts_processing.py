@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from ..db import payouts as db
 from ..db import payouts_work as work
 from ..domain import payouts as rules
-from ..resources.stripe_connect import (
+from ..partners.stripe import (
     StripeConnectClient,
     StripeConnectError,
     StripeErrorKind,

@@ -29,13 +29,10 @@ from ..db import payouts as db
 from ..db import payouts_events as events_db
 from ..db.common import inbound_events
 from ..instance import serial_tags
+from ..partners.stripe import StripeConnectClient, StripeConnectError
 from ..resources.alerts import AlertsResource
 from ..resources.database import DatabaseResource
-from ..resources.stripe_connect import (
-    StripeConnectClient,
-    StripeConnectError,
-    StripeConnectResource,
-)
+from ..resources.stripe_connect import StripeConnectResource
 from ..settings import get_settings
 
 PROVIDER = "stripe"

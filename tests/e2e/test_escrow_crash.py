@@ -32,10 +32,11 @@ CRASHING_RUN = textwrap.dedent(
     import os, signal
     import dagster as dg
     from lending_pipelines.assets.escrow import ESCROW_ASSETS, ESCROW_JOBS
+    from lending_pipelines.partners.blnk import BlnkClient
     from lending_pipelines.resources.blnk import BlnkResource
     from lending_pipelines.resources.database import DatabaseResource
 
-    real_post = BlnkResource.create_transaction
+    real_post = BlnkClient.create_transaction
     posted = []
 
     def post_then_die(self, **kwargs):
@@ -45,7 +46,7 @@ CRASHING_RUN = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)  # ...and the process dies before recording it
         return answer
 
-    BlnkResource.create_transaction = post_then_die
+    BlnkClient.create_transaction = post_then_die
     defs = dg.Definitions(
         assets=ESCROW_ASSETS,
         jobs=ESCROW_JOBS,

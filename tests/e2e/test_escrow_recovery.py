@@ -199,7 +199,7 @@ def test_a_deduction_the_ledger_holds_with_another_amount_is_an_alert_not_an_upd
     seeded, defs, sandbox
 ):
     before_debts = debts(seeded)
-    BlnkResource(base_url=sandbox.url("blnk")).create_transaction(
+    BlnkResource(base_url=sandbox.url("blnk")).get_client().create_transaction(
         reference=f"auto-deduct:R-001:{TODAY.isoformat()}",
         source=wallet_balance_id("R-001"),
         destination=WHOLESALERS["W-001"],  # not the repayment pool, and not our amount
@@ -224,7 +224,7 @@ def test_an_escrow_release_the_ledger_holds_from_another_source_is_an_alert_not_
     seeded, defs, sandbox
 ):
     target = escrow_id(seeded, "ORD-1002")
-    BlnkResource(base_url=sandbox.url("blnk")).create_transaction(
+    BlnkResource(base_url=sandbox.url("blnk")).get_client().create_transaction(
         reference=f"escrow-release:{target}",
         source="@World",
         destination=WHOLESALERS["W-002"],

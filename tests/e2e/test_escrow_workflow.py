@@ -433,7 +433,7 @@ def test_disputing_an_escrow_the_ledger_already_released_records_the_release_ins
     seeded, defs, sandbox
 ):
     target = escrow_id(seeded, "ORD-1002")
-    BlnkResource(base_url=sandbox.url("blnk")).create_transaction(
+    BlnkResource(base_url=sandbox.url("blnk")).get_client().create_transaction(
         reference=f"escrow-release:{target}",
         source=ESCROW_POOL,
         destination=WHOLESALERS["W-002"],
