@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from lending_pipelines.assets.payouts_processing import run_chunk_worker
 from lending_pipelines.db import migrate
 from lending_pipelines.db import payouts as payouts_db
+from lending_pipelines.db.rate_limit import PostgresRateLimiter
 from lending_pipelines.db.server import drop_database, ensure_database, server_url
 from lending_pipelines.domain.payouts import (
     CreatorState,
@@ -320,7 +321,7 @@ def bench_transfers(settings: Settings, transfers: int, rate: float) -> dict:
             batch = payouts_db.create_batch(
                 conn, payout_date=PAYOUT_DATE, chunk_size=settings.payout_chunk_size
             ).totals
-        limiter = payouts_db.PostgresRateLimiter(engine, "stripe", rate)
+        limiter = PostgresRateLimiter(engine, "stripe", rate)
         resource = StripeConnectResource(
             api_key="sk_test_bench_payouts_0001",
             api_base=f"{base}/stripe",

@@ -5,7 +5,7 @@ Both follow the same shape: load what is due (set-based SQL), set aside bad data
 record each outcome in the database transaction that holds the escrow's (or repayment's) row
 lock across the call, so a crash loses at most the record of one transfer — which the next run
 recovers by reference instead of moving the money again — and a concurrent run skips what is
-locked (db/escrow_settle.py).
+locked (db/escrow/settle.py).
 
 Blnk's answer is never taken at face value: a QUEUED answer is read back through its `<ref>_q`
 outcome (still queued: nothing is recorded, the next run asks again), and the transfer found
@@ -30,7 +30,7 @@ from ..db.escrow import (
     record_release,
     release_candidates,
 )
-from ..db.escrow_settle import (
+from ..db.escrow.settle import (
     create_guarded_intents,
     lock_held_escrow,
     lock_pending_repayment,

@@ -59,7 +59,8 @@ from dagster import (
 from pydantic import Field
 
 from ..db import payouts as db
-from ..db import payouts_work as work
+from ..db.payouts import work
+from ..db.rate_limit import PostgresRateLimiter
 from ..domain import payouts as rules
 from ..domain.money import format_minor
 from ..instance import serial_tags
@@ -102,10 +103,8 @@ def _payout_date(partition_key: str) -> date:
     return date.fromisoformat(partition_key)
 
 
-def _limiter(engine: sa.Engine) -> db.PostgresRateLimiter:
-    return db.PostgresRateLimiter(
-        engine, RATE_LIMIT_NAME, get_settings().stripe_requests_per_second
-    )
+def _limiter(engine: sa.Engine) -> PostgresRateLimiter:
+    return PostgresRateLimiter(engine, RATE_LIMIT_NAME, get_settings().stripe_requests_per_second)
 
 
 def _money(amount_minor: int, currency: str) -> str:

@@ -26,8 +26,9 @@ from pydantic import Field
 
 from ..db import inbound
 from ..db import payouts as db
-from ..db import payouts_events as events_db
 from ..db.common import inbound_events
+from ..db.payouts import events as events_db
+from ..db.rate_limit import PostgresRateLimiter
 from ..instance import serial_tags
 from ..partners.stripe import StripeConnectClient, StripeConnectError
 from ..resources.alerts import AlertsResource
@@ -209,7 +210,7 @@ def apply_stripe_events_op(
     alerts: AlertsResource,
 ) -> None:
     engine = database.get_engine()
-    limiter = db.PostgresRateLimiter(
+    limiter = PostgresRateLimiter(
         engine, RATE_LIMIT_NAME, get_settings().stripe_requests_per_second
     )
     client = stripe_connect.get_client(limiter=limiter)
