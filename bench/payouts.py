@@ -31,7 +31,6 @@ from decimal import Decimal
 import httpx
 import sqlalchemy as sa
 
-from lending_pipelines.assets.payouts_processing import run_chunk_worker
 from lending_pipelines.db import migrate
 from lending_pipelines.db import payouts as payouts_db
 from lending_pipelines.db.rate_limit import PostgresRateLimiter
@@ -46,6 +45,7 @@ from lending_pipelines.domain.payouts import (
 from lending_pipelines.resources.stripe_connect import StripeConnectResource
 from lending_pipelines.sandbox.server import free_port
 from lending_pipelines.settings import Settings
+from lending_pipelines.workflows.payouts.processing import run_chunk_worker
 
 PAYOUT_DATE = date(2026, 6, 15)
 AS_OF = datetime(2026, 6, 15, 2, tzinfo=UTC)

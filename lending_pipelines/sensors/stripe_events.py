@@ -5,10 +5,11 @@ CRON_ENABLED is off — the events stay stored and are applied once it is back o
 import dagster as dg
 import sqlalchemy as sa
 
-from ..assets.payouts_stripe_events import PROVIDER, stripe_events_job
+from ..assets.payouts.jobs import stripe_events_job
 from ..db.common import inbound_events
 from ..kill_switch import automation_paused
 from ..resources.database import DatabaseResource
+from ..workflows.payouts.stripe_events import PROVIDER
 
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,

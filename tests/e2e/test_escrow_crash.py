@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from lending_pipelines.assets.escrow import TIMEZONE
+from lending_pipelines.assets.escrow.partitions import TIMEZONE
 from lending_pipelines.db.escrow import escrow_releases, release_integrity_problems, repayments
 from lending_pipelines.seed.escrow import ESCROW_POOL, WHOLESALERS, wallet_balance_id
 from lending_pipelines.settings import PROJECT_ROOT
@@ -31,7 +31,8 @@ CRASHING_RUN = textwrap.dedent(
     """
     import os, signal
     import dagster as dg
-    from lending_pipelines.assets.escrow import ESCROW_ASSETS, ESCROW_JOBS
+    from lending_pipelines.assets.escrow.assets import ESCROW_ASSETS
+    from lending_pipelines.assets.escrow.jobs import ESCROW_JOBS
     from lending_pipelines.partners.blnk import BlnkClient
     from lending_pipelines.resources.blnk import BlnkResource
     from lending_pipelines.resources.database import DatabaseResource

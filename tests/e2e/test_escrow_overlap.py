@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import sqlalchemy as sa
 
-from lending_pipelines.assets.escrow import TIMEZONE, auto_deductions, escrow_releases
+from lending_pipelines.assets.escrow.assets import auto_deductions, escrow_releases
+from lending_pipelines.assets.escrow.partitions import TIMEZONE
 from lending_pipelines.db.escrow import auto_deduct_settings, release_integrity_problems, repayments
 from lending_pipelines.resources.blnk import BlnkResource
 from lending_pipelines.seed.escrow import ESCROW_POOL, wallet_balance_id

@@ -11,8 +11,10 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-import lending_pipelines.assets.escrow_runs as runs
-from lending_pipelines.assets.escrow import ESCROW_ASSETS, ESCROW_JOBS, TIMEZONE
+import lending_pipelines.workflows.escrow.auto_deduct as runs
+from lending_pipelines.assets.escrow.assets import ESCROW_ASSETS
+from lending_pipelines.assets.escrow.jobs import ESCROW_JOBS
+from lending_pipelines.assets.escrow.partitions import TIMEZONE
 from lending_pipelines.db.escrow import auto_deduct_settings, escrows, repayments
 from lending_pipelines.resources.blnk import BlnkResource
 from lending_pipelines.seed.escrow import ESCROW_POOL, WHOLESALERS, wallet_balance_id

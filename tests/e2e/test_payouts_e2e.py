@@ -10,11 +10,9 @@ import pytest
 import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance, Definitions
 
-from lending_pipelines.assets.payouts import (
-    PAYOUT_ASSETS,
-    PAYOUT_CHECKS,
-    PAYOUT_JOBS,
-)
+from lending_pipelines.assets.payouts.assets import PAYOUT_ASSETS
+from lending_pipelines.assets.payouts.checks import PAYOUT_CHECKS
+from lending_pipelines.assets.payouts.jobs import PAYOUT_JOBS
 from lending_pipelines.db import payouts as payouts_db
 from lending_pipelines.resources.alerts import AlertsResource
 from lending_pipelines.resources.database import DatabaseResource

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from dagster import DagsterInstance, Definitions
 from starlette.testclient import TestClient
 
-from lending_pipelines.assets.payouts_stripe_events import STRIPE_EVENTS_JOBS
+from lending_pipelines.assets.payouts.jobs import STRIPE_EVENTS_JOBS
 from lending_pipelines.db import payouts as payouts_db
 from lending_pipelines.db.common import inbound_events
 from lending_pipelines.resources.stripe_connect import StripeConnectResource

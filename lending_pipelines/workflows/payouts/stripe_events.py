@@ -1,4 +1,5 @@
-"""Stripe events for creator payouts: reversed transfers and connected-account changes.
+"""Stripe events for creator payouts, applied without Dagster: reversed transfers and
+connected-account changes.
 
 The receiver stores each Stripe event in `inbound_events` once its Stripe-Signature verifies;
 `stripe_events_sensor` launches `stripe_events_job` while some wait. An event is still a hint:
@@ -16,28 +17,21 @@ No transaction is open during a Stripe call: events are read, each is applied in
 transaction after its Stripe lookup, and the outcomes are marked in one statement.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from dagster import Config, OpExecutionContext, job, op
-from pydantic import Field
 
-from ..db import inbound
-from ..db import payouts as db
-from ..db.common import inbound_events
-from ..db.payouts import events as events_db
-from ..db.rate_limit import PostgresRateLimiter
-from ..instance import serial_tags
-from ..partners.stripe import StripeConnectClient, StripeConnectError
-from ..resources.alerts import AlertsResource
-from ..resources.database import DatabaseResource
-from ..resources.stripe_connect import StripeConnectResource
-from ..settings import get_settings
+from ...db import inbound
+from ...db import payouts as db
+from ...db.common import inbound_events
+from ...db.payouts import events as events_db
+from ...partners.stripe import StripeConnectClient, StripeConnectError
 
 PROVIDER = "stripe"
-RATE_LIMIT_NAME = "stripe"  # the payout workers' shared limit (assets.payouts.RATE_LIMIT_NAME)
 TRANSFER_EVENTS = ("transfer.reversed", "transfer.updated")
 ACCOUNT_EVENTS = ("account.updated",)
 
@@ -195,50 +189,3 @@ def apply_stripe_events(
     with engine.begin() as conn:
         inbound.mark_outcomes(conn, outcomes)
     return report
-
-
-class StripeEventsConfig(Config):
-    limit: int = Field(default=500, ge=1, description="Events applied per run at most.")
-
-
-@op(tags={"workflow": "creator_payouts"})
-def apply_stripe_events_op(
-    context: OpExecutionContext,
-    config: StripeEventsConfig,
-    database: DatabaseResource,
-    stripe_connect: StripeConnectResource,
-    alerts: AlertsResource,
-) -> None:
-    engine = database.get_engine()
-    limiter = PostgresRateLimiter(
-        engine, RATE_LIMIT_NAME, get_settings().stripe_requests_per_second
-    )
-    client = stripe_connect.get_client(limiter=limiter)
-    report = apply_stripe_events(engine, client, limit=config.limit)
-    for alert in report.alerts:
-        alerts.send(alert.title, alert.text, severity=alert.severity, fields=alert.fields)
-    context.add_output_metadata(
-        {
-            "applied": report.applied,
-            "reversals": report.reversals,
-            "accounts_updated": report.accounts,
-            "ignored": report.ignored,
-            "mismatches": report.mismatches,
-            "left_for_later": report.left_for_later,
-            "alerts_sent": len(report.alerts),
-            "account_event_fresh_hours": get_settings().stripe_account_event_fresh_hours,
-        }
-    )
-
-
-@job(
-    name="stripe_events_job",
-    tags=serial_tags("stripe_events_job"),
-    description="Apply stored Stripe events: reversed transfers (confirmed with Stripe first) "
-    "and connected-account updates.",
-)
-def stripe_events_job():
-    apply_stripe_events_op.alias("apply_stripe_events")()
-
-
-STRIPE_EVENTS_JOBS = [stripe_events_job]

@@ -19,10 +19,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from ..db import payouts as db
-from ..db.payouts import events, work
-from ..domain import payouts as rules
-from ..partners.stripe import (
+from ...db import payouts as db
+from ...db.payouts import events, work
+from ...domain import payouts as rules
+from ...partners.stripe import (
     StripeConnectClient,
     StripeConnectError,
     StripeErrorKind,
