@@ -36,6 +36,8 @@ CRASHING_RUN = textwrap.dedent(
     from lending_pipelines.partners.blnk import BlnkClient
     from lending_pipelines.resources.blnk import BlnkResource
     from lending_pipelines.resources.database import DatabaseResource
+    from lending_pipelines.resources.escrow_config import EscrowConfig
+    from lending_pipelines.settings import get_settings
 
     real_post = BlnkClient.create_transaction
     posted = []
@@ -54,6 +56,7 @@ CRASHING_RUN = textwrap.dedent(
         resources={
             "database": DatabaseResource(url=os.environ["DB_URL"]),
             "blnk": BlnkResource(base_url=os.environ["BLNK_URL"], backoff_seconds=0.01),
+            "escrow_config": EscrowConfig.from_settings(get_settings()),
         },
     )
     defs.resolve_job_def(os.environ["JOB"]).execute_in_process(

@@ -17,7 +17,9 @@ from lending_pipelines.assets.escrow.jobs import ESCROW_JOBS
 from lending_pipelines.assets.escrow.partitions import TIMEZONE
 from lending_pipelines.db.escrow import auto_deduct_settings, escrows, repayments
 from lending_pipelines.resources.blnk import BlnkResource
+from lending_pipelines.resources.escrow_config import EscrowConfig
 from lending_pipelines.seed.escrow import ESCROW_POOL, WHOLESALERS, wallet_balance_id
+from lending_pipelines.settings import get_settings
 from tests.e2e import test_escrow_workflow as workflow
 from tests.e2e.test_escrow_workflow import (
     EXPECTED_DEDUCTIONS,
@@ -42,7 +44,13 @@ def queued_defs(database, sandbox):
     """The workflow against a Blnk used in its default queued mode (no skip_queue)."""
     blnk = BlnkResource(base_url=sandbox.url("blnk"), backoff_seconds=0.01, skip_queue=False)
     yield dg.Definitions(
-        assets=ESCROW_ASSETS, jobs=ESCROW_JOBS, resources={"database": database, "blnk": blnk}
+        assets=ESCROW_ASSETS,
+        jobs=ESCROW_JOBS,
+        resources={
+            "database": database,
+            "blnk": blnk,
+            "escrow_config": EscrowConfig.from_settings(get_settings()),
+        },
     )
     blnk.close()
 

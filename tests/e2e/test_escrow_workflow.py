@@ -33,6 +33,7 @@ from lending_pipelines.db.escrow import (
 from lending_pipelines.db.flags import set_flag
 from lending_pipelines.resources.alerts import AlertsResource
 from lending_pipelines.resources.blnk import BlnkResource
+from lending_pipelines.resources.escrow_config import EscrowConfig
 from lending_pipelines.seed.escrow import (
     ESCROW_POOL,
     REPAYMENT_POOL,
@@ -41,6 +42,7 @@ from lending_pipelines.seed.escrow import (
     wallet_balance_id,
 )
 from lending_pipelines.sensors.run_failures import RUN_FAILURE_SENSORS, escrow_run_failure_alert
+from lending_pipelines.settings import get_settings
 
 TODAY = datetime.now(ZoneInfo(TIMEZONE)).date().isoformat()
 
@@ -58,7 +60,11 @@ def defs(database, sandbox):
     yield dg.Definitions(
         assets=ESCROW_ASSETS,
         jobs=ESCROW_JOBS,
-        resources={"database": database, "blnk": blnk},
+        resources={
+            "database": database,
+            "blnk": blnk,
+            "escrow_config": EscrowConfig.from_settings(get_settings()),
+        },
     )
     blnk.close()
 

@@ -17,11 +17,12 @@ import dagster as dg
 
 from ...resources.blnk import BlnkResource
 from ...resources.database import DatabaseResource
+from ...resources.escrow_config import EscrowConfig
 from ...workflows.escrow.auto_deduct import run_auto_deduct
 from ...workflows.escrow.release import release_escrows
 from .checks import check_releases, check_repayments
 from .common import GROUP, OWNERS, RETRY, fail_on_errors, report_metadata, run_actor
-from .partitions import ESCROW_DAYS, SETTINGS, TIMEZONE, release_cutoff
+from .partitions import ESCROW_DAYS, TIMEZONE, release_cutoff
 
 # --- assets ---------------------------------------------------------------------------------------
 
@@ -78,15 +79,18 @@ def escrow_releases(
     "by the daily maximum and the minimum wallet balance.",
 )
 def auto_deductions(
-    context: dg.AssetExecutionContext, database: DatabaseResource, blnk: BlnkResource
+    context: dg.AssetExecutionContext,
+    database: DatabaseResource,
+    blnk: BlnkResource,
+    escrow_config: EscrowConfig,
 ) -> dg.MaterializeResult:
     business_date = date.fromisoformat(context.partition_key)
     report = run_auto_deduct(
         database.get_engine(),
         blnk.get_client(),
-        wallet_currency=SETTINGS.wallet_currency,
-        default_percentage=SETTINGS.auto_deduct_percent,
-        default_minimum=SETTINGS.min_wallet_balance_minor,
+        wallet_currency=escrow_config.wallet_currency,
+        default_percentage=escrow_config.default_percentage,
+        default_minimum=escrow_config.min_wallet_balance_minor,
         business_date=business_date,
         actor=run_actor(context.op_execution_context),
         run_id=context.run.run_id,

@@ -15,11 +15,12 @@ from ...db.escrow import (
 from ...partners.blnk import BlnkError
 from ...resources.blnk import BlnkResource
 from ...resources.database import DatabaseResource
+from ...resources.escrow_config import EscrowConfig
 from ...workflows.escrow.auto_deduct import run_auto_deduct
 from ...workflows.escrow.release import release_escrows
 from ...workflows.escrow.report import RunReport
 from .common import fail_on_errors, report_metadata
-from .partitions import SETTINGS, business_day, release_cutoff, today
+from .partitions import business_day, release_cutoff, today
 
 # --- Launchpad operations -----------------------------------------------------------------------
 
@@ -151,15 +152,16 @@ def run_auto_deduct_now(
     config: RunForDateConfig,
     database: DatabaseResource,
     blnk: BlnkResource,
+    escrow_config: EscrowConfig,
 ) -> None:
     """Run the auto-deduct for one business day now (dry run by default)."""
     business_date = business_day(config.business_date)
     report = run_auto_deduct(
         database.get_engine(),
         blnk.get_client(),
-        wallet_currency=SETTINGS.wallet_currency,
-        default_percentage=SETTINGS.auto_deduct_percent,
-        default_minimum=SETTINGS.min_wallet_balance_minor,
+        wallet_currency=escrow_config.wallet_currency,
+        default_percentage=escrow_config.default_percentage,
+        default_minimum=escrow_config.min_wallet_balance_minor,
         business_date=business_date,
         actor=config.checked_actor(),
         run_id=context.run.run_id,

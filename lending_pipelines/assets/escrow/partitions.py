@@ -8,8 +8,7 @@ import dagster as dg
 
 from ...settings import get_settings
 
-SETTINGS = get_settings()
-TIMEZONE = SETTINGS.escrow_timezone
+TIMEZONE = get_settings().escrow_timezone
 
 # end_offset=1: today's business day exists as a partition (auto-deduct runs at 23:00 on it).
 ESCROW_DAYS = dg.DailyPartitionsDefinition(start_date="2025-01-01", timezone=TIMEZONE, end_offset=1)

@@ -25,8 +25,8 @@ from ...db import payouts as db
 from ...domain import payouts as rules
 from ...partners.stripe import StripeConnectError
 from ...resources.database import DatabaseResource
+from ...resources.payouts_config import PayoutsConfig
 from ...resources.stripe_connect import StripeConnectResource
-from ...settings import get_settings
 from ...workflows.payouts.processing import (
     STOP_RUN_KINDS,
     refresh_connect_accounts,
@@ -52,8 +52,8 @@ def eligible_creators(
     context: dg.AssetExecutionContext,
     database: DatabaseResource,
     stripe_connect: StripeConnectResource,
+    payouts_config: PayoutsConfig,
 ) -> dg.MaterializeResult:
-    settings = get_settings()
     payout_date = payout_date_of(context.partition_key)
     as_of = context.partition_time_window.start
     engine = database.get_engine()
@@ -74,11 +74,11 @@ def eligible_creators(
     try:
         refresh = refresh_connect_accounts(
             engine,
-            stripe_connect.get_client(limiter=stripe_limiter(engine)),
+            stripe_connect.get_client(limiter=stripe_limiter(engine, payouts_config)),
             payout_date=payout_date,
             as_of=as_of,
-            minimum_tokens=settings.payout_minimum_tokens,
-            event_fresh_hours=settings.stripe_account_event_fresh_hours,
+            minimum_tokens=payouts_config.minimum_tokens,
+            event_fresh_hours=payouts_config.account_event_fresh_hours,
         )
     except StripeConnectError as exc:
         if exc.kind in STOP_RUN_KINDS:  # bad credentials: a retry of the step cannot help
@@ -89,9 +89,9 @@ def eligible_creators(
             conn,
             payout_date=payout_date,
             as_of=as_of,
-            minimum_tokens=settings.payout_minimum_tokens,
-            token_rate=settings.token_rate,
-            currency=settings.payout_currency,
+            minimum_tokens=payouts_config.minimum_tokens,
+            token_rate=payouts_config.rate,
+            currency=payouts_config.currency,
             run_id=context.run_id,
         )
     eligible = summary.eligible
@@ -103,8 +103,8 @@ def eligible_creators(
             "eligible_creators": eligible.creators,
             "payout_tokens": eligible.tokens,
             "payout_amount_minor": eligible.amount_minor,
-            "payout_amount": money(eligible.amount_minor, settings.payout_currency),
-            "outcomes": outcomes_table(summary, settings.payout_currency),
+            "payout_amount": money(eligible.amount_minor, payouts_config.currency),
+            "outcomes": outcomes_table(summary, payouts_config.currency),
             **refresh,
             "seconds": round(time.monotonic() - started, 3),
         }
@@ -141,15 +141,14 @@ def eligible_creators(
     "`payouts-<date>:<creator>`), split into chunks. Creating it twice creates nothing new.",
 )
 def payout_batch(
-    context: dg.AssetExecutionContext, database: DatabaseResource
+    context: dg.AssetExecutionContext, database: DatabaseResource, payouts_config: PayoutsConfig
 ) -> dg.MaterializeResult:
-    settings = get_settings()
     payout_date = payout_date_of(context.partition_key)
     with database.begin() as conn:
         creation = db.create_batch(
             conn,
             payout_date=payout_date,
-            chunk_size=settings.payout_chunk_size,
+            chunk_size=payouts_config.chunk_size,
             run_id=context.run_id,
         )
         invariants = db.batch_invariants(conn, creation.totals.batch_id)

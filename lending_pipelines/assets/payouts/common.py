@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from ...db import payouts as db
 from ...db.rate_limit import PostgresRateLimiter
 from ...domain.money import format_minor
-from ...settings import get_settings
+from ...resources.payouts_config import PayoutsConfig
 from ..metadata import markdown_table
 
 GROUP = "payouts"
@@ -19,8 +19,9 @@ RETRY = dg.RetryPolicy(
 )
 
 
-def stripe_limiter(engine: sa.Engine) -> PostgresRateLimiter:
-    return PostgresRateLimiter(engine, RATE_LIMIT_NAME, get_settings().stripe_requests_per_second)
+def stripe_limiter(engine: sa.Engine, config: PayoutsConfig) -> PostgresRateLimiter:
+    """The Stripe request-rate limit every payout worker and run shares (one PostgreSQL row)."""
+    return PostgresRateLimiter(engine, RATE_LIMIT_NAME, config.stripe_requests_per_second)
 
 
 def money(amount_minor: int, currency: str) -> str:

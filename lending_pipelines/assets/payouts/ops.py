@@ -10,8 +10,8 @@ from ...db.payouts import work
 from ...partners.stripe import StripeConnectError
 from ...resources.alerts import AlertsResource
 from ...resources.database import DatabaseResource
+from ...resources.payouts_config import PayoutsConfig
 from ...resources.stripe_connect import StripeConnectResource
-from ...settings import get_settings
 from ...workflows.payouts.processing import (
     STOP_RUN_KINDS,
     DuplicateTransferError,
@@ -33,7 +33,9 @@ from .partitions import payout_date_of
     description="Fan out one worker per chunk to process at once (at most "
     "LENDING_PAYOUT_MAX_CONCURRENT_CHUNKS), never one step per chunk.",
 )
-def plan_payout_workers(context: dg.OpExecutionContext, database: DatabaseResource):
+def plan_payout_workers(
+    context: dg.OpExecutionContext, database: DatabaseResource, payouts_config: PayoutsConfig
+):
     payout_date = payout_date_of(context.partition_key)
     with database.begin() as conn:
         batch = db.get_batch(conn, payout_date)
@@ -52,7 +54,7 @@ def plan_payout_workers(context: dg.OpExecutionContext, database: DatabaseResour
         released = work.release_leases_of_runs(conn, batch.batch_id, ended)
     if released:
         context.log.warning(f"released {released} chunk lease(s) of ended runs {ended}")
-    workers = max(1, min(get_settings().payout_max_concurrent_chunks, open_chunks))
+    workers = max(1, min(payouts_config.max_concurrent_chunks, open_chunks))
     context.log.info(f"batch {payout_date}: {open_chunks} open chunks, {workers} workers")
     for number in range(workers):
         yield dg.DynamicOutput(number, mapping_key=f"worker_{number}")
@@ -70,6 +72,7 @@ def pay_payout_chunks(
     worker_no: int,
     database: DatabaseResource,
     stripe_connect: StripeConnectResource,
+    payouts_config: PayoutsConfig,
 ) -> dict:
     payout_date = payout_date_of(context.partition_key)
     engine = database.get_engine()
@@ -77,14 +80,14 @@ def pay_payout_chunks(
         batch = db.get_batch(conn, payout_date)
     if batch is None:
         raise db.PayoutStateError(f"payout date {payout_date}: no batch")
-    client = stripe_connect.get_client(limiter=stripe_limiter(engine))
+    client = stripe_connect.get_client(limiter=stripe_limiter(engine, payouts_config))
     try:
         report = run_chunk_worker(
             engine,
             batch.batch_id,
             client,
             run_id=context.run_id,
-            lease_seconds=get_settings().payout_lease_seconds,
+            lease_seconds=payouts_config.lease_seconds,
         )
     except DuplicateTransferError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
@@ -169,6 +172,7 @@ def retry_failed_payout_items(
     config: PayoutRetryConfig,
     database: DatabaseResource,
     stripe_connect: StripeConnectResource,
+    payouts_config: PayoutsConfig,
 ) -> None:
     engine = database.get_engine()
     with engine.connect() as conn:
@@ -177,9 +181,9 @@ def retry_failed_payout_items(
             retry_final_kinds=config.retry_final_kinds,
             max_attempts=config.max_attempts,
             limit=config.limit,
-            stuck_after_seconds=get_settings().payout_lease_seconds,
+            stuck_after_seconds=payouts_config.lease_seconds,
         )
-    client = stripe_connect.get_client(limiter=stripe_limiter(engine))
+    client = stripe_connect.get_client(limiter=stripe_limiter(engine, payouts_config))
     tally: dict[str, int] = {}
     for item_id in item_ids:
         plan, outcome = retry_item(
@@ -227,9 +231,10 @@ def apply_stripe_events_op(
     database: DatabaseResource,
     stripe_connect: StripeConnectResource,
     alerts: AlertsResource,
+    payouts_config: PayoutsConfig,
 ) -> None:
     engine = database.get_engine()
-    client = stripe_connect.get_client(limiter=stripe_limiter(engine))
+    client = stripe_connect.get_client(limiter=stripe_limiter(engine, payouts_config))
     report = apply_stripe_events(engine, client, limit=config.limit)
     for alert in report.alerts:
         alerts.send(alert.title, alert.text, severity=alert.severity, fields=alert.fields)
@@ -242,6 +247,6 @@ def apply_stripe_events_op(
             "mismatches": report.mismatches,
             "left_for_later": report.left_for_later,
             "alerts_sent": len(report.alerts),
-            "account_event_fresh_hours": get_settings().stripe_account_event_fresh_hours,
+            "account_event_fresh_hours": payouts_config.account_event_fresh_hours,
         }
     )
