@@ -21,26 +21,30 @@ from .settings import get_settings
 
 settings = get_settings()
 
-loans_defs = dg.Definitions(
-    assets=LOANS_ASSETS,
-    asset_checks=LOANS_ASSET_CHECKS,
-    jobs=LOANS_JOBS,
-    schedules=LOANS_SCHEDULES,
+# One Definitions at module scope (Dagster's autodiscovery refuses several): the parts are
+# built inside the merge.
+defs = dg.Definitions.merge(
+    escrow.defs,
+    payouts.defs,
+    dg.Definitions(  # loans
+        assets=LOANS_ASSETS,
+        asset_checks=LOANS_ASSET_CHECKS,
+        jobs=LOANS_JOBS,
+        schedules=LOANS_SCHEDULES,
+    ),
+    dg.Definitions(  # analytics
+        assets=ANALYTICS_ASSETS,
+        asset_checks=ANALYTICS_CHECKS,
+        jobs=ANALYTICS_JOBS,
+        schedules=ANALYTICS_SCHEDULES,
+    ),
+    dg.Definitions(
+        sensors=[
+            *LOANS_RESULT_SENSORS,
+            *RUN_FAILURE_SENSORS,
+            *WHATSAPP_SENSORS,
+            *STRIPE_EVENT_SENSORS,
+        ],
+        resources=build_resources(settings),
+    ),
 )
-analytics_defs = dg.Definitions(
-    assets=ANALYTICS_ASSETS,
-    asset_checks=ANALYTICS_CHECKS,
-    jobs=ANALYTICS_JOBS,
-    schedules=ANALYTICS_SCHEDULES,
-)
-platform_defs = dg.Definitions(
-    sensors=[
-        *LOANS_RESULT_SENSORS,
-        *RUN_FAILURE_SENSORS,
-        *WHATSAPP_SENSORS,
-        *STRIPE_EVENT_SENSORS,
-    ],
-    resources=build_resources(settings),
-)
-
-defs = dg.Definitions.merge(escrow.defs, payouts.defs, loans_defs, analytics_defs, platform_defs)
