@@ -125,3 +125,14 @@ def test_payouts_and_escrow_use_import_dagster_as_dg(part):
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "dagster"
     ]
     assert not offenders
+
+
+def test_the_code_location_has_exactly_one_definitions_at_module_scope():
+    """Dagster's module autodiscovery (dagster definitions validate, the webserver) refuses a
+    module holding several Definitions: the workflows' parts are merged inside one."""
+    import dagster as dg
+
+    import lending_pipelines.definitions as module
+
+    found = [name for name, value in vars(module).items() if isinstance(value, dg.Definitions)]
+    assert found == ["defs"]
