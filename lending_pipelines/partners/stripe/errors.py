@@ -125,3 +125,7 @@ def header_value(headers: Mapping[str, str] | None, name: str) -> str | None:
         if key.lower() == name.lower():
             return value
     return None
+
+
+class StripeEventShapeError(ValueError):
+    """A stored Stripe event lacks a field we need, or holds one of the wrong type."""

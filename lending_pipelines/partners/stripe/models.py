@@ -4,9 +4,11 @@ into the error taxonomy of `errors.py` when a field is not what we need."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
-from .errors import StripeConnectError, StripeErrorKind
+import pydantic
+
+from .errors import StripeConnectError, StripeErrorKind, StripeEventShapeError
 
 
 @dataclass(frozen=True)
@@ -91,3 +93,86 @@ def to_transfer(obj: Any, operation: str, replayed: bool = False) -> Transfer:
         metadata={str(k): str(v) for k, v in dict(metadata).items()},
         replayed=replayed,
     )
+
+
+# --- event payloads (stored by the receiver once their signature verifies; still untrusted) ----
+
+
+class _Payload(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="ignore", frozen=True)
+
+
+class TransferEventObject(_Payload):
+    """`data.object` of transfer.reversed / transfer.updated: only a hint, the transfer itself is
+    retrieved from Stripe before anything is applied."""
+
+    id: Annotated[str, pydantic.StringConstraints(strict=True, min_length=1)]
+    amount_reversed: int | None = None  # the event's copy; not an integer: no hint
+
+    @pydantic.field_validator("amount_reversed", mode="before")
+    @classmethod
+    def _hint_only(cls, value: object) -> int | None:
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class AccountRequirements(_Payload):
+    past_due: list[pydantic.StrictStr] | None = None
+    currently_due: list[pydantic.StrictStr] | None = None
+    disabled_reason: pydantic.StrictStr | None = None
+
+
+class AccountCapabilities(_Payload):
+    transfers: pydantic.StrictStr | None = None  # active | inactive | pending
+
+
+class AccountEventObject(_Payload):
+    """`data.object` of account.updated: the connected account's payout state."""
+
+    id: Annotated[str, pydantic.StringConstraints(strict=True, min_length=1)]
+    payouts_enabled: pydantic.StrictBool | None = None
+    capabilities: AccountCapabilities | None = None
+    requirements: AccountRequirements | None = None
+
+    @property
+    def requirements_due(self) -> list[str]:
+        """Past-due then currently-due requirements, each once."""
+        req = self.requirements or AccountRequirements()
+        return list(dict.fromkeys((req.past_due or []) + (req.currently_due or [])))
+
+
+class _TransferEventData(_Payload):
+    object: TransferEventObject
+
+
+class _AccountEventData(_Payload):
+    object: AccountEventObject
+
+
+class TransferEvent(_Payload):
+    """transfer.reversed / transfer.updated, as stored."""
+
+    data: _TransferEventData
+
+
+class AccountEvent(_Payload):
+    """account.updated, as stored: `created` (Unix seconds) orders the account states."""
+
+    created: pydantic.StrictInt
+    data: _AccountEventData
+
+
+EventT = TypeVar("EventT", bound=_Payload)
+
+
+def parse_event(model: type[EventT], event_id: str, payload: Any) -> EventT:
+    """One stored event's payload as `model`, or StripeEventShapeError naming the first field
+    that is missing or of the wrong type, with its value."""
+    try:
+        return model.model_validate(payload)
+    except pydantic.ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in error["loc"]) or "payload"
+        value = "missing" if error["type"] == "missing" else f"{error['input']!r}"[:120]
+        raise StripeEventShapeError(
+            f"stripe event {event_id}: field {where!r} is {value} ({error['msg']})"
+        ) from None

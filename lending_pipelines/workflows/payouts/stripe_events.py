@@ -30,6 +30,8 @@ from ...db import payouts as db
 from ...db.common import inbound_events
 from ...db.payouts import events as events_db
 from ...partners.stripe import StripeConnectClient, StripeConnectError
+from ...partners.stripe.errors import StripeEventShapeError
+from ...partners.stripe.models import AccountEvent, TransferEvent, parse_event
 
 PROVIDER = "stripe"
 TRANSFER_EVENTS = ("transfer.reversed", "transfer.updated")
@@ -55,23 +57,11 @@ class EventsReport:
     alerts: list[Alert] = field(default_factory=list)
 
 
-class EventShapeError(ValueError):
-    """A stored event lacks a field we need."""
-
-
-def _object(event_id: str, payload: Any) -> dict:
-    data = payload.get("data") if isinstance(payload, dict) else None
-    obj = data.get("object") if isinstance(data, dict) else None
-    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-        raise EventShapeError(f"stripe event {event_id}: field 'data.object.id' is missing")
-    return obj
-
-
 def _apply_transfer_event(
     engine: sa.Engine, client: StripeConnectClient, event_id: str, payload: dict, report
 ) -> str | None:
-    transfer_id = _object(event_id, payload)["id"]
-    hinted = _object(event_id, payload).get("amount_reversed")
+    event = parse_event(TransferEvent, event_id, payload).data.object
+    transfer_id, hinted = event.id, event.amount_reversed
     with engine.connect() as conn:
         item = events_db.paid_item_of_transfer(conn, transfer_id)
     if item is None:
@@ -85,7 +75,7 @@ def _apply_transfer_event(
         problems.append(f"amount {transfer.amount} != {item.amount_minor}")
     if transfer.destination != item.destination_account:
         problems.append(f"destination {transfer.destination} != {item.destination_account}")
-    if isinstance(hinted, int) and hinted > transfer.amount_reversed:
+    if hinted is not None and hinted > transfer.amount_reversed:
         problems.append(
             f"event says amount_reversed {hinted}, Stripe says {transfer.amount_reversed}"
         )
@@ -120,29 +110,21 @@ def _apply_transfer_event(
 
 
 def _apply_account_event(engine: sa.Engine, event_id: str, payload: dict, report) -> str | None:
-    account = _object(event_id, payload)
-    created = payload.get("created")
-    if isinstance(created, bool) or not isinstance(created, int):
-        raise EventShapeError(f"stripe event {event_id}: field 'created' is {created!r}")
-    requirements = account.get("requirements") or {}
-    due = list(
-        dict.fromkeys(
-            (requirements.get("past_due") or []) + (requirements.get("currently_due") or [])
-        )
-    )
+    event = parse_event(AccountEvent, event_id, payload)
+    account = event.data.object
     with engine.begin() as conn:
         applied = events_db.apply_account_event(
             conn,
-            account_id=account["id"],
-            payouts_enabled=bool(account.get("payouts_enabled")),
-            transfers_capability=(account.get("capabilities") or {}).get("transfers"),
-            requirements_due=due,
-            disabled_reason=requirements.get("disabled_reason"),
-            event_at=datetime.fromtimestamp(created, UTC),
+            account_id=account.id,
+            payouts_enabled=bool(account.payouts_enabled),
+            transfers_capability=account.capabilities.transfers if account.capabilities else None,
+            requirements_due=account.requirements_due,
+            disabled_reason=account.requirements.disabled_reason if account.requirements else None,
+            event_at=datetime.fromtimestamp(event.created, UTC),
         )
     if not applied:
         report.ignored += 1
-        return f"ignored: no creator holds {account['id']}, or a newer state was applied"
+        return f"ignored: no creator holds {account.id}, or a newer state was applied"
     report.accounts += 1
     return None
 
@@ -176,7 +158,7 @@ def apply_stripe_events(
             else:
                 report.ignored += 1
                 outcome = f"ignored: event type {kind!r} is not applied by payouts"
-        except EventShapeError as exc:
+        except StripeEventShapeError as exc:
             outcome = str(exc)
         except StripeConnectError as exc:
             if exc.retryable:
