@@ -5,18 +5,12 @@ import dagster as dg
 from pydantic import Field
 
 from ...db.audit import record_audit
-from ...db.escrow import (
-    EscrowStateError,
-    escrow_release_reference,
-    mark_escrow_disputed,
-    record_release,
-    release_candidates,
-)
-from ...partners.blnk import BlnkError
 from ...resources.blnk import BlnkResource
 from ...resources.database import DatabaseResource
 from ...resources.escrow_config import EscrowConfig
 from ...workflows.escrow.auto_deduct import run_auto_deduct
+from ...workflows.escrow.dispute import DisputeRefused
+from ...workflows.escrow.dispute import dispute_escrow as mark_disputed
 from ...workflows.escrow.release import release_escrows
 from ...workflows.escrow.report import RunReport
 from .common import fail_on_errors, report_metadata
@@ -194,58 +188,16 @@ def dispute_escrow(
 ) -> None:
     """Freeze a held escrow as disputed so no release moves it. The ledger is asked first: a
     release that reached Blnk but not our records is recorded, and the dispute refused."""
-    actor = config.checked_actor()
-    reference = escrow_release_reference(config.escrow_id)
     try:
-        outcome = blnk.get_client().read_outcome(reference)
-    except BlnkError as exc:
-        raise dg.Failure(f"cannot check {reference} in the ledger: {exc}") from exc
-    if outcome is not None and outcome.awaiting:
-        raise dg.Failure(f"{reference} is queued in the ledger; dispute it once it is settled")
-    released = None if outcome is None else outcome.transaction
-    with database.begin() as conn:
-        if released is not None and released.status == "APPLIED":
-            held = [
-                candidate
-                for candidate in release_candidates(conn, escrow_id=config.escrow_id)
-                if candidate.status == "held"
-            ]
-            if held and outcome is not None:
-                difference = outcome.differences(
-                    amount=held[0].amount,
-                    currency=held[0].currency,
-                    source=str(held[0].source_balance_id),
-                    destination=str(held[0].destination_balance_id),
-                )
-                if difference:  # not our release: an alert, not an update
-                    raise dg.Failure(
-                        f"{reference} in the ledger ({released.transaction_id}) is not this "
-                        f"escrow's release: {'; '.join(difference)}; nothing recorded"
-                    )
-                record_release(
-                    conn,
-                    held[0],
-                    business_date=today(),
-                    transaction_id=released.transaction_id,
-                    recovered=True,
-                    actor=actor,
-                    reason=f"found released in the ledger while disputing: {config.reason}",
-                    run_id=context.run.run_id,
-                )
-        else:
-            try:
-                mark_escrow_disputed(
-                    conn,
-                    config.escrow_id,
-                    actor=actor,
-                    reason=config.reason,
-                    run_id=context.run.run_id,
-                )
-            except EscrowStateError as exc:
-                raise dg.Failure(str(exc)) from exc
-    if released is not None and released.status == "APPLIED":
-        raise dg.Failure(
-            f"escrow {config.escrow_id} was already released in the ledger "
-            f"({released.transaction_id}); recorded as released, not disputed"
+        mark_disputed(
+            database.get_engine(),
+            blnk.get_client(),
+            escrow_id=config.escrow_id,
+            actor=config.checked_actor(),
+            reason=config.reason,
+            run_id=context.run.run_id,
+            business_date=today(),
         )
+    except DisputeRefused as exc:
+        raise dg.Failure(str(exc)) from exc
     context.add_output_metadata({"escrow_id": config.escrow_id, "status": "disputed"})
