@@ -136,3 +136,22 @@ def test_the_code_location_has_exactly_one_definitions_at_module_scope():
 
     found = [name for name, value in vars(module).items() if isinstance(value, dg.Definitions)]
     assert found == ["defs"]
+
+
+def test_the_payouts_and_escrow_definitions_use_no_deprecated_dagster_call():
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "error::DeprecationWarning",
+            "-c",
+            "import lending_pipelines.assets.payouts, lending_pipelines.assets.escrow",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-2000:]

@@ -10,19 +10,17 @@ from ...resources.database import DatabaseResource
 from .assets import auto_deductions, escrow_releases
 from .common import ACTOR_TAG, DEDUCT_SERIAL, RELEASE_SERIAL
 from .ops import dispute_escrow, release_escrow_now, run_auto_deduct_now, run_escrow_auto_release
-from .partitions import ESCROW_DAYS, TIMEZONE
+from .partitions import TIMEZONE
 
 escrow_release_job = dg.define_asset_job(
     "escrow_release_job",
     selection=[escrow_releases],
-    partitions_def=ESCROW_DAYS,
     tags=RELEASE_SERIAL,
     description="Release the escrows due on a business day (one partition per day).",
 )
 auto_deduct_job = dg.define_asset_job(
     "auto_deduct_job",
     selection=[auto_deductions],
-    partitions_def=ESCROW_DAYS,
     tags=DEDUCT_SERIAL,
     description="Auto-deduct from retailer wallets for a business day (one partition per day).",
 )

@@ -14,7 +14,6 @@ RETRY_CRON = "0 6 * * *"
 creator_payouts_job = dg.define_asset_job(
     "creator_payouts_job",
     selection=dg.AssetSelection.assets(*PAYOUT_ASSETS),
-    partitions_def=payout_partitions,
     tags=serial_tags("creator_payouts_job"),
     description="Pay one payout date: eligibility, batch, transfers. A backfill of a missed "
     "date pays it; re-running a date pays nobody twice.",
