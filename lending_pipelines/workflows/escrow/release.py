@@ -1,6 +1,7 @@
-"""The escrow release and auto-deduct runs, shared by the daily assets and the Launchpad jobs.
+"""The escrow release run (`auto_deduct.py` is the other run), shared by the daily asset and
+the Launchpad jobs; without Dagster: an SQLAlchemy engine and a Blnk client in, a report out.
 
-Both follow the same shape: load what is due (set-based SQL), set aside bad data with a reason
+Both runs follow the same shape: load what is due (set-based SQL), set aside bad data with a reason
 (audited, logged, never fatal), call Blnk once per transfer with a deterministic reference, and
 record each outcome in the database transaction that holds the escrow's (or repayment's) row
 lock across the call, so a crash loses at most the record of one transfer — which the next run
