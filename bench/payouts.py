@@ -31,9 +31,9 @@ from decimal import Decimal
 import httpx
 import sqlalchemy as sa
 
-from lending_pipelines.assets.payouts_processing import run_chunk_worker
 from lending_pipelines.db import migrate
 from lending_pipelines.db import payouts as payouts_db
+from lending_pipelines.db.rate_limit import PostgresRateLimiter
 from lending_pipelines.db.server import drop_database, ensure_database, server_url
 from lending_pipelines.domain.payouts import (
     CreatorState,
@@ -45,6 +45,7 @@ from lending_pipelines.domain.payouts import (
 from lending_pipelines.resources.stripe_connect import StripeConnectResource
 from lending_pipelines.sandbox.server import free_port
 from lending_pipelines.settings import Settings
+from lending_pipelines.workflows.payouts.processing import run_chunk_worker
 
 PAYOUT_DATE = date(2026, 6, 15)
 AS_OF = datetime(2026, 6, 15, 2, tzinfo=UTC)
@@ -320,7 +321,7 @@ def bench_transfers(settings: Settings, transfers: int, rate: float) -> dict:
             batch = payouts_db.create_batch(
                 conn, payout_date=PAYOUT_DATE, chunk_size=settings.payout_chunk_size
             ).totals
-        limiter = payouts_db.PostgresRateLimiter(engine, "stripe", rate)
+        limiter = PostgresRateLimiter(engine, "stripe", rate)
         resource = StripeConnectResource(
             api_key="sk_test_bench_payouts_0001",
             api_base=f"{base}/stripe",

@@ -14,8 +14,10 @@ from .analytics_dbt import dbt_resource
 from .resources.alerts import AlertsResource
 from .resources.blnk import BlnkResource
 from .resources.database import DatabaseResource
+from .resources.escrow_config import EscrowConfig
 from .resources.fineract import FineractResource
 from .resources.mpesa import MpesaResource
+from .resources.payouts_config import PayoutsConfig
 from .resources.stripe_connect import StripeConnectResource
 from .resources.whatsapp import WhatsAppResource
 from .settings import Settings
@@ -61,6 +63,9 @@ def build_resources(settings: Settings) -> dict[str, object]:
         ),
         # dbt in dbt/; its connection comes from the `database` resource's URL at run time.
         "dbt": dbt_resource(),
+        # Each workflow's knobs, from the settings (LENDING_* variables), shown in the UI.
+        "payouts_config": PayoutsConfig.from_settings(settings),
+        "escrow_config": EscrowConfig.from_settings(settings),
         "alerts": AlertsResource(
             webhook_url=EnvVar("LENDING_ALERT_WEBHOOK_URL") if settings.alert_webhook_url else None
         ),

@@ -7,4 +7,5 @@ from . import (
     incidents,  # noqa: F401
     loans,  # noqa: F401
     payouts,  # noqa: F401
+    rate_limit,  # noqa: F401
 )

@@ -9,8 +9,8 @@ a negative debt (bad data). The amount never exceeds the debt.
 
 Rounding: amounts are integer minor units and the share is rounded DOWN
 (floor(debt x percentage / 100)), so a retailer is never charged a fraction of a unit more than
-the percentage. `db/escrow.py::compute_deductions` implements the same rule in SQL; a test runs
-both on the same random data.
+the percentage. `db/escrow/deductions.py::compute_deductions` implements the same rule in SQL;
+a test runs both on the same random data.
 """
 
 from __future__ import annotations

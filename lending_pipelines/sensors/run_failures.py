@@ -7,10 +7,9 @@ with a reason); while it is off, failures show in the Dagster UI but are not pos
 import dagster as dg
 
 from ..assets.analytics import ANALYTICS_JOBS
-from ..assets.escrow import ESCROW_JOBS
+from ..assets.escrow.jobs import ESCROW_JOBS
 from ..assets.loans_automation import LOANS_JOBS
-from ..assets.payouts import PAYOUT_JOBS
-from ..assets.payouts_stripe_events import STRIPE_EVENTS_JOBS
+from ..assets.payouts.jobs import PAYOUT_JOBS, STRIPE_EVENTS_JOBS
 from ..kill_switch import automation_paused
 from ..resources.alerts import AlertsResource
 from ..resources.database import DatabaseResource

@@ -4,10 +4,11 @@ CRON_ENABLED is off — the events stay stored and are applied once it is back o
 
 import dagster as dg
 
-from ..assets.payouts_stripe_events import PROVIDER, stripe_events_job
+from ..assets.payouts.jobs import stripe_events_job
 from ..db.inbound import waiting_events
 from ..kill_switch import automation_paused
 from ..resources.database import DatabaseResource
+from ..workflows.payouts.stripe_events import PROVIDER
 from .in_flight import run_in_flight
 
 

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from lending_pipelines.assets.escrow import TIMEZONE
+from lending_pipelines.assets.escrow.partitions import TIMEZONE
 from lending_pipelines.db.escrow import escrow_releases, release_integrity_problems, repayments
 from lending_pipelines.seed.escrow import ESCROW_POOL, WHOLESALERS, wallet_balance_id
 from lending_pipelines.settings import PROJECT_ROOT
@@ -31,11 +31,15 @@ CRASHING_RUN = textwrap.dedent(
     """
     import os, signal
     import dagster as dg
-    from lending_pipelines.assets.escrow import ESCROW_ASSETS, ESCROW_JOBS
+    from lending_pipelines.assets.escrow.assets import ESCROW_ASSETS
+    from lending_pipelines.assets.escrow.jobs import ESCROW_JOBS
+    from lending_pipelines.partners.blnk import BlnkClient
     from lending_pipelines.resources.blnk import BlnkResource
     from lending_pipelines.resources.database import DatabaseResource
+    from lending_pipelines.resources.escrow_config import EscrowConfig
+    from lending_pipelines.settings import get_settings
 
-    real_post = BlnkResource.create_transaction
+    real_post = BlnkClient.create_transaction
     posted = []
 
     def post_then_die(self, **kwargs):
@@ -45,13 +49,14 @@ CRASHING_RUN = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)  # ...and the process dies before recording it
         return answer
 
-    BlnkResource.create_transaction = post_then_die
+    BlnkClient.create_transaction = post_then_die
     defs = dg.Definitions(
         assets=ESCROW_ASSETS,
         jobs=ESCROW_JOBS,
         resources={
             "database": DatabaseResource(url=os.environ["DB_URL"]),
             "blnk": BlnkResource(base_url=os.environ["BLNK_URL"], backoff_seconds=0.01),
+            "escrow_config": EscrowConfig.from_settings(get_settings()),
         },
     )
     defs.resolve_job_def(os.environ["JOB"]).execute_in_process(

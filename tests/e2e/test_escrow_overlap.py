@@ -13,10 +13,13 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import sqlalchemy as sa
 
-from lending_pipelines.assets.escrow import TIMEZONE, auto_deductions, escrow_releases
+from lending_pipelines.assets.escrow.assets import auto_deductions, escrow_releases
+from lending_pipelines.assets.escrow.partitions import TIMEZONE
 from lending_pipelines.db.escrow import auto_deduct_settings, release_integrity_problems, repayments
 from lending_pipelines.resources.blnk import BlnkResource
+from lending_pipelines.resources.escrow_config import EscrowConfig
 from lending_pipelines.seed.escrow import ESCROW_POOL, wallet_balance_id
+from lending_pipelines.settings import get_settings
 from tests.e2e import test_escrow_workflow as workflow
 from tests.e2e.test_escrow_workflow import debts, escrow_status, ledger
 
@@ -40,7 +43,11 @@ def materialize_together(asset, database, sandbox) -> list[dg.ExecuteInProcessRe
             results[partition] = dg.materialize(
                 [asset],
                 partition_key=partition,
-                resources={"database": database, "blnk": blnk},
+                resources={
+                    "database": database,
+                    "blnk": blnk,
+                    "escrow_config": EscrowConfig.from_settings(get_settings()),
+                },
                 instance=dg.DagsterInstance.ephemeral(),
                 raise_on_error=False,
             )

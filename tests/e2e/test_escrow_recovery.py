@@ -11,11 +11,15 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-import lending_pipelines.assets.escrow_runs as runs
-from lending_pipelines.assets.escrow import ESCROW_ASSETS, ESCROW_JOBS, TIMEZONE
+import lending_pipelines.workflows.escrow.auto_deduct as runs
+from lending_pipelines.assets.escrow.assets import ESCROW_ASSETS
+from lending_pipelines.assets.escrow.jobs import ESCROW_JOBS
+from lending_pipelines.assets.escrow.partitions import TIMEZONE
 from lending_pipelines.db.escrow import auto_deduct_settings, escrows, repayments
 from lending_pipelines.resources.blnk import BlnkResource
+from lending_pipelines.resources.escrow_config import EscrowConfig
 from lending_pipelines.seed.escrow import ESCROW_POOL, WHOLESALERS, wallet_balance_id
+from lending_pipelines.settings import get_settings
 from tests.e2e import test_escrow_workflow as workflow
 from tests.e2e.test_escrow_workflow import (
     EXPECTED_DEDUCTIONS,
@@ -40,7 +44,13 @@ def queued_defs(database, sandbox):
     """The workflow against a Blnk used in its default queued mode (no skip_queue)."""
     blnk = BlnkResource(base_url=sandbox.url("blnk"), backoff_seconds=0.01, skip_queue=False)
     yield dg.Definitions(
-        assets=ESCROW_ASSETS, jobs=ESCROW_JOBS, resources={"database": database, "blnk": blnk}
+        assets=ESCROW_ASSETS,
+        jobs=ESCROW_JOBS,
+        resources={
+            "database": database,
+            "blnk": blnk,
+            "escrow_config": EscrowConfig.from_settings(get_settings()),
+        },
     )
     blnk.close()
 
@@ -199,7 +209,7 @@ def test_a_deduction_the_ledger_holds_with_another_amount_is_an_alert_not_an_upd
     seeded, defs, sandbox
 ):
     before_debts = debts(seeded)
-    BlnkResource(base_url=sandbox.url("blnk")).create_transaction(
+    BlnkResource(base_url=sandbox.url("blnk")).get_client().create_transaction(
         reference=f"auto-deduct:R-001:{TODAY.isoformat()}",
         source=wallet_balance_id("R-001"),
         destination=WHOLESALERS["W-001"],  # not the repayment pool, and not our amount
@@ -224,7 +234,7 @@ def test_an_escrow_release_the_ledger_holds_from_another_source_is_an_alert_not_
     seeded, defs, sandbox
 ):
     target = escrow_id(seeded, "ORD-1002")
-    BlnkResource(base_url=sandbox.url("blnk")).create_transaction(
+    BlnkResource(base_url=sandbox.url("blnk")).get_client().create_transaction(
         reference=f"escrow-release:{target}",
         source="@World",
         destination=WHOLESALERS["W-002"],

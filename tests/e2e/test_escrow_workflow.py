@@ -13,14 +13,15 @@ import pytest
 import respx
 import sqlalchemy as sa
 
-import lending_pipelines.assets.escrow_runs as runs
-from lending_pipelines.assets.escrow import (
-    ESCROW_ASSETS,
+import lending_pipelines.workflows.escrow.auto_deduct as deduct_run
+import lending_pipelines.workflows.escrow.release as release_run
+from lending_pipelines.assets.escrow.assets import ESCROW_ASSETS
+from lending_pipelines.assets.escrow.jobs import (
     ESCROW_JOBS,
-    TIMEZONE,
     auto_deduct_daily,
     escrow_auto_release_daily,
 )
+from lending_pipelines.assets.escrow.partitions import TIMEZONE
 from lending_pipelines.db.common import audit_log
 from lending_pipelines.db.escrow import (
     escrow_releases,
@@ -32,6 +33,7 @@ from lending_pipelines.db.escrow import (
 from lending_pipelines.db.flags import set_flag
 from lending_pipelines.resources.alerts import AlertsResource
 from lending_pipelines.resources.blnk import BlnkResource
+from lending_pipelines.resources.escrow_config import EscrowConfig
 from lending_pipelines.seed.escrow import (
     ESCROW_POOL,
     REPAYMENT_POOL,
@@ -40,6 +42,7 @@ from lending_pipelines.seed.escrow import (
     wallet_balance_id,
 )
 from lending_pipelines.sensors.run_failures import RUN_FAILURE_SENSORS, escrow_run_failure_alert
+from lending_pipelines.settings import get_settings
 
 TODAY = datetime.now(ZoneInfo(TIMEZONE)).date().isoformat()
 
@@ -57,7 +60,11 @@ def defs(database, sandbox):
     yield dg.Definitions(
         assets=ESCROW_ASSETS,
         jobs=ESCROW_JOBS,
-        resources={"database": database, "blnk": blnk},
+        resources={
+            "database": database,
+            "blnk": blnk,
+            "escrow_config": EscrowConfig.from_settings(get_settings()),
+        },
     )
     blnk.close()
 
@@ -154,13 +161,13 @@ def test_rerunning_a_release_partition_moves_no_money(seeded, defs, sandbox):
 def test_a_crash_between_the_ledger_post_and_the_local_write_is_recovered_without_moving_twice(
     seeded, defs, sandbox, monkeypatch
 ):
-    real = runs.record_release
+    real = release_run.record_release
 
     def crash_after_the_post(*args, **kwargs):
         # The ledger post has happened; the process dies before recording it.
         raise dg.Failure("simulated crash", allow_retries=False)
 
-    monkeypatch.setattr(runs, "record_release", crash_after_the_post)
+    monkeypatch.setattr(release_run, "record_release", crash_after_the_post)
     crashed = run_job(defs, "escrow_release_job", partition_key=TODAY, raise_on_error=False)
     assert not crashed.success
     state = sandbox.state("blnk")
@@ -168,7 +175,7 @@ def test_a_crash_between_the_ledger_post_and_the_local_write_is_recovered_withou
     assert len(posted) == 1 and escrow_status(seeded)["ORD-1002"] == "held"
     after_crash = ledger(sandbox)
 
-    monkeypatch.setattr(runs, "record_release", real)
+    monkeypatch.setattr(release_run, "record_release", real)
     result = run_job(defs, "escrow_release_job", partition_key=TODAY)
     state = sandbox.state("blnk")
     references = [t["reference"] for t in state["transactions"]]
@@ -299,13 +306,13 @@ def test_rerunning_an_auto_deduct_partition_moves_no_money(seeded, defs, sandbox
 def test_an_auto_deduct_crash_after_the_post_is_recovered_by_reference(
     seeded, defs, sandbox, monkeypatch
 ):
-    real = runs.apply_repayment
+    real = deduct_run.apply_repayment
     before = ledger(sandbox)
 
     def crash_after_the_post(*args, **kwargs):
         raise dg.Failure("simulated crash", allow_retries=False)
 
-    monkeypatch.setattr(runs, "apply_repayment", crash_after_the_post)
+    monkeypatch.setattr(deduct_run, "apply_repayment", crash_after_the_post)
     assert not run_job(defs, "auto_deduct_job", partition_key=TODAY, raise_on_error=False).success
     with seeded.connect() as conn:
         statuses = dict(
@@ -316,7 +323,7 @@ def test_an_auto_deduct_crash_after_the_post_is_recovered_by_reference(
         before[wallet_balance_id("R-001")] - ledger(sandbox)[wallet_balance_id("R-001")] == 30_000
     )
 
-    monkeypatch.setattr(runs, "apply_repayment", real)
+    monkeypatch.setattr(deduct_run, "apply_repayment", real)
     result = run_job(defs, "auto_deduct_job", partition_key=TODAY)
     after = ledger(sandbox)
     for retailer, amount in EXPECTED_DEDUCTIONS.items():
@@ -433,7 +440,7 @@ def test_disputing_an_escrow_the_ledger_already_released_records_the_release_ins
     seeded, defs, sandbox
 ):
     target = escrow_id(seeded, "ORD-1002")
-    BlnkResource(base_url=sandbox.url("blnk")).create_transaction(
+    BlnkResource(base_url=sandbox.url("blnk")).get_client().create_transaction(
         reference=f"escrow-release:{target}",
         source=ESCROW_POOL,
         destination=WHOLESALERS["W-002"],

@@ -12,11 +12,8 @@ import httpx
 import respx
 import sqlalchemy as sa
 
-from lending_pipelines.assets.payouts import (
-    creator_payouts_schedule,
-    payout_partitions,
-    payout_retry_schedule,
-)
+from lending_pipelines.assets.payouts.jobs import creator_payouts_schedule, payout_retry_schedule
+from lending_pipelines.assets.payouts.partitions import payout_partitions
 from lending_pipelines.db import payouts as payouts_db
 from lending_pipelines.db.flags import set_flag
 from lending_pipelines.resources.alerts import AlertsResource

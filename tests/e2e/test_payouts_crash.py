@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
-from lending_pipelines.assets.payouts_processing import run_chunk_worker
 from lending_pipelines.db import payouts as payouts_db
 from lending_pipelines.resources.stripe_connect import StripeConnectResource
+from lending_pipelines.workflows.payouts.processing import run_chunk_worker
 from tests.e2e.test_payouts_e2e import (
     add_creator,
     payout_resources,

@@ -10,14 +10,13 @@ import pytest
 import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance, Definitions
 
-from lending_pipelines.assets.payouts import (
-    PAYOUT_ASSETS,
-    PAYOUT_CHECKS,
-    PAYOUT_JOBS,
-)
+from lending_pipelines.assets.payouts.assets import PAYOUT_ASSETS
+from lending_pipelines.assets.payouts.checks import PAYOUT_CHECKS
+from lending_pipelines.assets.payouts.jobs import PAYOUT_JOBS
 from lending_pipelines.db import payouts as payouts_db
 from lending_pipelines.resources.alerts import AlertsResource
 from lending_pipelines.resources.database import DatabaseResource
+from lending_pipelines.resources.payouts_config import PayoutsConfig
 from lending_pipelines.resources.stripe_connect import StripeConnectResource
 from lending_pipelines.settings import get_settings
 
@@ -54,6 +53,7 @@ def payout_resources(db_url: str, sandbox, **stripe: object) -> dict:
         "database": DatabaseResource(url=db_url),
         "stripe_connect": StripeConnectResource(**values),
         "alerts": AlertsResource(),
+        "payouts_config": PayoutsConfig.from_settings(get_settings()),
     }
 
 

@@ -14,10 +14,11 @@ from decimal import Decimal
 import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance, Definitions
 
-from lending_pipelines.assets.payouts import PAYOUT_ASSETS, PAYOUT_CHECKS
-from lending_pipelines.assets.payouts_processing import run_chunk_worker
+from lending_pipelines.assets.payouts.assets import PAYOUT_ASSETS
+from lending_pipelines.assets.payouts.checks import PAYOUT_CHECKS
 from lending_pipelines.db import payouts as payouts_db
 from lending_pipelines.resources.stripe_connect import StripeConnectResource
+from lending_pipelines.workflows.payouts.processing import run_chunk_worker
 from tests.conftest import truncate_all
 from tests.e2e.test_payouts_e2e import (
     add_creator,

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from lending_pipelines.db import payouts as payouts_db
+from lending_pipelines.db.rate_limit import PostgresRateLimiter
 from lending_pipelines.domain.payouts import (
     CreatorState,
     LedgerEntry,
@@ -202,7 +203,7 @@ def test_a_batch_cannot_be_made_from_a_date_never_evaluated(db):
 
 
 def test_the_shared_rate_limit_paces_workers_on_separate_connections(db):
-    limiter = payouts_db.PostgresRateLimiter(db, "test-limit", requests_per_second=50)
+    limiter = PostgresRateLimiter(db, "test-limit", requests_per_second=50)
     stamps: list[float] = []
     lock = threading.Lock()
 

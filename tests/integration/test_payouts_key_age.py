@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from lending_pipelines.assets.payouts_processing import run_chunk_worker
 from lending_pipelines.db import payouts as payouts_db
 from lending_pipelines.resources.stripe_connect import StripeConnectResource
+from lending_pipelines.workflows.payouts.processing import run_chunk_worker
 from tests.e2e.test_payouts_e2e import (
     PARTITION_DATE,
     assert_no_duplicate_transfers,

@@ -9,7 +9,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 from dagster import DagsterInstance, Definitions
 
-from lending_pipelines.assets.payouts import PAYOUT_ASSETS, PAYOUT_CHECKS, PAYOUT_JOBS
+from lending_pipelines.assets.payouts.assets import PAYOUT_ASSETS
+from lending_pipelines.assets.payouts.checks import PAYOUT_CHECKS
+from lending_pipelines.assets.payouts.jobs import PAYOUT_JOBS
 from lending_pipelines.db import payouts as payouts_db
 from tests.e2e.test_payouts_e2e import (
     AS_OF,

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from dagster import DagsterInstance, Definitions
 from starlette.testclient import TestClient
 
-from lending_pipelines.assets.payouts_stripe_events import STRIPE_EVENTS_JOBS
+from lending_pipelines.assets.payouts.jobs import STRIPE_EVENTS_JOBS
 from lending_pipelines.db import payouts as payouts_db
 from lending_pipelines.db.common import inbound_events
 from lending_pipelines.resources.stripe_connect import StripeConnectResource
@@ -239,3 +239,37 @@ def test_a_fresh_account_updated_event_replaces_the_account_call_before_a_payout
             for row in payouts_db.eligibility_rows(conn, PARTITION_DATE)
         }
     assert reasons == {"a": None, "b": "payouts_disabled"}
+
+
+def test_a_malformed_account_event_is_marked_with_its_field_and_the_others_still_apply(
+    db,
+    db_url,
+    sandbox,
+    payout_settings,  # noqa: F811
+):
+    with db.begin() as conn:
+        for ref in ("a", "b"):
+            add_creator(conn, ref, earnings=[(400, AS_OF - timedelta(days=10))])
+    malformed = account_event("evt_acct_a_bad", "acct_e2e_a", payouts_enabled=False)
+    malformed["data"]["object"]["requirements"]["past_due"] = "individual.id_number"
+    post_signed_events(
+        db_url, malformed, account_event("evt_acct_b_ok", "acct_e2e_b", payouts_enabled=False)
+    )
+    metadata = _metadata(apply_events(payout_resources(db_url, sandbox)))
+    assert metadata["accounts_updated"] == 1
+    events = _events(db)
+    assert (
+        events["evt_acct_b_ok"].processed_at is not None and events["evt_acct_b_ok"].error is None
+    )
+    bad = events["evt_acct_a_bad"]
+    assert bad.processed_at is not None
+    assert "data.object.requirements.past_due" in bad.error and "individual.id_number" in bad.error
+    with db.connect() as conn:
+        states = dict(
+            conn.execute(
+                sa.select(
+                    payouts_db.creators.c.external_ref, payouts_db.creators.c.account_event_at
+                )
+            ).all()
+        )
+    assert states["a"] is None and states["b"] is not None  # nothing applied from the bad one

@@ -1,5 +1,6 @@
-"""BlnkResource contract tests: every method against the sandbox's Blnk over real HTTP, and the
-recorded error shapes of both Blnk generations (>= 0.15 and legacy) with respx."""
+"""Blnk client contract tests (the client `BlnkResource` builds): every method against the
+sandbox's Blnk over real HTTP, and the recorded error shapes of both Blnk generations (>= 0.15
+and legacy) with respx."""
 
 from __future__ import annotations
 
@@ -9,33 +10,36 @@ import httpx
 import pytest
 import respx
 
-from lending_pipelines.resources.blnk import (
+from lending_pipelines.partners.blnk import (
     BlnkAuthError,
+    BlnkClient,
     BlnkConflictError,
     BlnkFinalError,
     BlnkInsufficientFundsError,
     BlnkNotFoundError,
     BlnkPayloadError,
-    BlnkResource,
     BlnkRetryableError,
     parse_error_body,
 )
+from lending_pipelines.resources.blnk import BlnkResource
 
 FAKE = "http://blnk.test"
 
 
-def make(base_url: str, **overrides) -> BlnkResource:
-    return BlnkResource(base_url=base_url, backoff_seconds=0.01, timeout=5, **overrides)
+def make(base_url: str, **overrides) -> BlnkClient:
+    return BlnkResource(
+        base_url=base_url, backoff_seconds=0.01, timeout=5, **overrides
+    ).get_client()
 
 
 @pytest.fixture
-def blnk(sandbox) -> BlnkResource:
+def blnk(sandbox) -> BlnkClient:
     client = make(sandbox.url("blnk"))
     yield client
     client.close()
 
 
-def funded_wallet(blnk: BlnkResource, amount: int, currency: str = "RWF") -> str:
+def funded_wallet(blnk: BlnkClient, amount: int, currency: str = "RWF") -> str:
     ledger = blnk.create_ledger("wallets")
     wallet = blnk.create_balance(ledger.ledger_id, currency)
     if amount:
@@ -347,7 +351,7 @@ def test_server_errors_are_retried_until_the_post_lands_exactly_once(blnk, sandb
 
 def test_a_timeout_is_retryable_and_named(sandbox):
     sandbox.set_faults({"blnk": {"timeout_rate": 1.0}})
-    client = BlnkResource(base_url=sandbox.url("blnk"), timeout=0.05, retries=1)
+    client = BlnkResource(base_url=sandbox.url("blnk"), timeout=0.05, retries=1).get_client()
     with pytest.raises(BlnkRetryableError, match="timed out"):
         client.get_balance("bln_x")
 
@@ -549,7 +553,8 @@ def test_the_api_key_never_appears_in_logs_exceptions_or_repr(caplog):
     respx.get(f"{FAKE}/balances/bln_b").respond(500, json=echoed)
     respx.get(f"{FAKE}/ledgers/ldg_1").mock(side_effect=httpx.ConnectError("refused"))
     client = make(FAKE, api_key=secret, retries=1)
-    texts = [repr(client), str(client)]
+    resource = BlnkResource(base_url=FAKE, api_key=secret)
+    texts = [repr(client), str(client), repr(resource), str(resource)]
     for call in (
         lambda: client.get_balance("bln_a"),
         lambda: client.get_balance("bln_b"),

@@ -8,11 +8,8 @@ import httpx
 import pytest
 import respx
 
-from lending_pipelines.resources.stripe_connect import (
-    StripeConnectError,
-    StripeConnectResource,
-    StripeErrorKind,
-)
+from lending_pipelines.partners.stripe import StripeConnectError, StripeErrorKind
+from lending_pipelines.resources.stripe_connect import StripeConnectResource
 
 BASE = "https://stripe.test"
 KEY = "sk_test_recordedshapes00000001"

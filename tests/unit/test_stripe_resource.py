@@ -8,12 +8,12 @@ import threading
 
 import pytest
 
-from lending_pipelines.resources.stripe_connect import (
+from lending_pipelines.partners.stripe import (
     InProcessRateLimiter,
     StripeConnectError,
-    StripeConnectResource,
     StripeErrorKind,
 )
+from lending_pipelines.resources.stripe_connect import StripeConnectResource
 
 KEY = "sk_test_resourcecontract0000001"
 READY = "acct_1DevCreatorReady01"

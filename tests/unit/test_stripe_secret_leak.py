@@ -10,7 +10,8 @@ import pytest
 import respx
 from dagster import EnvVar, job, op
 
-from lending_pipelines.resources.stripe_connect import StripeConnectError, StripeConnectResource
+from lending_pipelines.partners.stripe import StripeConnectError
+from lending_pipelines.resources.stripe_connect import StripeConnectResource
 
 SECRET = "sk_test_leakcheck_5e3c7a91b2d4f6"
 

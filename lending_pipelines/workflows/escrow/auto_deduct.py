@@ -1,228 +1,44 @@
-"""The escrow release and auto-deduct runs, shared by the daily assets and the Launchpad jobs.
+"""The wallet auto-deduct run, shared by the daily asset and the Launchpad job: pending
+repayments settled first by reference, then the day's deductions computed in one statement,
+committed as guarded intents, posted to Blnk one by one under the repayment's row lock.
 
-Both follow the same shape: load what is due (set-based SQL), set aside bad data with a reason
-(audited, logged, never fatal), call Blnk once per transfer with a deterministic reference, and
-record each outcome in the database transaction that holds the escrow's (or repayment's) row
-lock across the call, so a crash loses at most the record of one transfer — which the next run
-recovers by reference instead of moving the money again — and a concurrent run skips what is
-locked (db/escrow_settle.py).
-
-Blnk's answer is never taken at face value: a QUEUED answer is read back through its `<ref>_q`
-outcome (still queued: nothing is recorded, the next run asks again), and the transfer found
-under our reference must match our intent in amount, currency, source and destination. One that
-does not is an alert (audit entry, failed run), not an update.
+See `release.py` for the shape both runs share. The knobs (wallet currency, default percentage,
+default minimum balance) are plain arguments: the caller reads them from `EscrowConfig`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import date, datetime
+from datetime import date
+from decimal import Decimal
 
-from ..db.escrow import (
-    ReleaseCandidate,
-    Repayment,
-    apply_repayment,
-    auto_deduct_candidates,
-    auto_deduct_reference,
-    compute_deductions,
-    fail_repayment,
-    record_release,
-    release_candidates,
-)
-from ..db.escrow_settle import (
+import sqlalchemy as sa
+
+from ...db.escrow.deductions import auto_deduct_candidates, compute_deductions
+from ...db.escrow.repayments import Repayment, apply_repayment, fail_repayment
+from ...db.escrow.settle import (
     create_guarded_intents,
-    lock_held_escrow,
     lock_pending_repayment,
     pending_repayments,
     record_ledger_mismatch,
 )
-from ..domain.currency import minor_units_per_major
-from ..domain.deduction import percentage_basis_points
-from ..resources.blnk import BlnkError, BlnkResource
-from ..resources.database import DatabaseResource
-from ..settings import Settings
-from .escrow_report import Failed, RunReport, Skipped, audit_skips, outcome_problem
+from ...db.escrow.tables import auto_deduct_reference
+from ...domain.currency import minor_units_per_major
+from ...domain.deduction import percentage_basis_points
+from ...partners.blnk import BlnkClient, BlnkError
+from .report import Failed, RunReport, Skipped, audit_skips, outcome_problem
 
-__all__ = ["Failed", "RunReport", "Skipped", "release_escrows", "run_auto_deduct"]
-
-# --- escrow release ---------------------------------------------------------------------------
-
-
-def release_escrows(
-    database: DatabaseResource,
-    blnk: BlnkResource,
-    *,
-    business_date: date,
-    actor: str,
-    reason: str,
-    run_id: str | None,
-    dry_run: bool,
-    log: logging.Logger,
-    cutoff: datetime | None = None,
-    escrow_id: int | None = None,
-) -> RunReport:
-    """Release held escrows due at `cutoff` (or the one escrow `escrow_id`, due or not) from
-    the escrow pool to each wholesaler's balance, reference `escrow-release:<id>`."""
-    started = time.monotonic()
-    report = RunReport(business_date=business_date, dry_run=dry_run)
-    with database.begin() as conn:
-        candidates = release_candidates(conn, cutoff=cutoff, escrow_id=escrow_id)
-    ready: list[ReleaseCandidate] = []
-    for candidate in candidates:
-        if candidate.status != "held":
-            report.skipped.append(
-                Skipped(str(candidate.escrow_id), f"not_held: {candidate.status}")
-            )
-        elif candidate.problem is not None:
-            report.skipped.append(Skipped(str(candidate.escrow_id), candidate.problem))
-        else:
-            ready.append(candidate)
-    if dry_run:
-        report.planned = [_release_row(candidate, None, False) for candidate in ready]
-        report.duration_seconds = time.monotonic() - started
-        return report
-    audit_skips(
-        database,
-        report.skipped,
-        entity="escrow",
-        action="escrow.release_skipped",
-        actor=actor,
-        run_id=run_id,
-        business_date=business_date,
-        log=log,
-    )
-    for candidate in ready:
-        _release_one(database, blnk, candidate, report, actor, reason, run_id, log)
-    report.duration_seconds = time.monotonic() - started
-    log.info(
-        "escrow release %s: %d released %s, %d skipped, %d failed",
-        business_date,
-        len(report.moved),
-        report.amount_by_currency,
-        len(report.skipped),
-        len(report.failed),
-    )
-    return report
-
-
-def _release_row(candidate: ReleaseCandidate, transaction_id: str | None, recovered: bool) -> dict:
-    return {
-        "escrow_id": candidate.escrow_id,
-        "order_id": candidate.order_id,
-        "wholesaler_id": candidate.wholesaler_id,
-        "amount": candidate.amount,
-        "currency": candidate.currency,
-        "ledger_reference": candidate.reference,
-        "ledger_transaction_id": transaction_id,
-        "recovered": recovered,
-    }
-
-
-def _release_one(
-    database: DatabaseResource,
-    blnk: BlnkResource,
-    candidate: ReleaseCandidate,
-    report: RunReport,
-    actor: str,
-    reason: str,
-    run_id: str | None,
-    log: logging.Logger,
-) -> None:
-    escrow = str(candidate.escrow_id)
-    source, destination = candidate.source_balance_id, candidate.destination_balance_id
-    assert source is not None and destination is not None  # candidate.problem is None
-    # The escrow row stays locked from the post to the record: a concurrent run skips it, and a
-    # crash rolls back to `held`, which the next run recovers by reference.
-    with database.begin() as conn:
-        if not lock_held_escrow(conn, candidate.escrow_id):
-            report.skipped.append(Skipped(escrow, "not_held: released or being released"))
-            return
-        try:
-            outcome = blnk.transfer(
-                reference=candidate.reference,
-                source=source,
-                destination=destination,
-                precise_amount=candidate.amount,
-                currency=candidate.currency,
-                precision=minor_units_per_major(candidate.currency),
-                description=(
-                    f"Escrow {candidate.escrow_id} release to wholesaler "
-                    f"{candidate.wholesaler_id} (order {candidate.order_id})"
-                ),
-                meta_data={
-                    "escrow_id": candidate.escrow_id,
-                    "order_id": candidate.order_id,
-                    "wholesaler_id": candidate.wholesaler_id,
-                },
-            )
-        except BlnkError as exc:
-            log.error("escrow %s release failed: %s", escrow, exc)
-            report.failed.append(Failed(escrow, str(exc), exc.retryable))
-            return
-        if outcome.awaiting:
-            log.warning("escrow %s: %s is queued in the ledger; left held", escrow,
-                        outcome.reference)  # fmt: skip
-            report.awaiting.append(escrow)
-            return
-        txn = outcome.transaction
-        assert txn is not None
-        problem = outcome_problem(
-            outcome,
-            amount=candidate.amount,
-            currency=candidate.currency,
-            source=source,
-            destination=destination,
-        )
-        if problem is not None:
-            error = (
-                f"ledger transaction {txn.transaction_id} for {candidate.reference}: {problem}"
-                + (f" ({txn.rejection_reason})" if txn.rejection_reason else "")
-                + "; escrow left held for investigation"
-            )
-            log.error("escrow %s: %s", escrow, error)
-            report.failed.append(Failed(escrow, error, retryable=False))
-            if txn.status != "REJECTED":  # a refusal moved nothing; anything else is an incident
-                record_ledger_mismatch(
-                    conn,
-                    action="escrow.ledger_mismatch",
-                    entity="escrow",
-                    entity_id=escrow,
-                    reference=candidate.reference,
-                    transaction_id=txn.transaction_id,
-                    problem=problem,
-                    intent=_release_row(candidate, None, False),
-                    actor=actor,
-                    run_id=run_id,
-                )
-            return
-        record_release(
-            conn,
-            candidate,
-            business_date=report.business_date,
-            transaction_id=txn.transaction_id,
-            recovered=outcome.recovered,
-            actor=actor,
-            reason=reason,
-            run_id=run_id,
-        )
-    if outcome.recovered:
-        log.warning(
-            "escrow %s was already released in the ledger (%s); recorded now",
-            escrow,
-            txn.transaction_id,
-        )
-    report.moved.append(_release_row(candidate, txn.transaction_id, outcome.recovered))
-
-
-# --- auto-deduct ----------------------------------------------------------------------------------
+__all__ = ["run_auto_deduct"]
 
 
 def run_auto_deduct(
-    database: DatabaseResource,
-    blnk: BlnkResource,
-    settings: Settings,
+    engine: sa.Engine,
+    blnk: BlnkClient,
     *,
+    wallet_currency: str,
+    default_percentage: Decimal,
+    default_minimum: int,
     business_date: date,
     actor: str,
     run_id: str | None,
@@ -239,23 +55,23 @@ def run_auto_deduct(
     the audit entry written with each debt reduction.
     """
     started = time.monotonic()
-    percentage_basis_points(settings.auto_deduct_percent)  # a bad default fails before any work
+    percentage_basis_points(default_percentage)  # a bad default fails before any work
     report = RunReport(business_date=business_date, dry_run=dry_run)
     if not dry_run:
-        with database.begin() as conn:
+        with engine.begin() as conn:
             leftover = pending_repayments(conn)
         if leftover:
             log.warning("auto-deduct %s: settling %d pending repayment(s) first (%s)",
                         business_date, len(leftover),
                         sorted({str(r.business_date) for r in leftover}))  # fmt: skip
         for repayment in leftover:
-            _deduct_one(database, blnk, repayment, report, actor, run_id, log, reason)
-    with database.begin() as conn:
+            _deduct_one(engine, blnk, repayment, report, actor, run_id, log, reason)
+    with engine.begin() as conn:
         candidates = auto_deduct_candidates(conn, business_date)
     readings: list[tuple[str, int]] = []
     by_retailer = {}
     for candidate in candidates:
-        problem = candidate.problem(settings.wallet_currency)
+        problem = candidate.problem(wallet_currency)
         if problem is not None:
             report.skipped.append(Skipped(candidate.retailer_id, problem))
             continue
@@ -282,13 +98,13 @@ def run_auto_deduct(
         readings.append((candidate.retailer_id, wallet.available))
         by_retailer[candidate.retailer_id] = candidate
 
-    with database.begin() as conn:
+    with engine.begin() as conn:
         computed = compute_deductions(
             conn,
-            settings.wallet_currency,
+            wallet_currency,
             readings,
-            default_percentage=settings.auto_deduct_percent,
-            default_minimum=settings.min_wallet_balance_minor,
+            default_percentage=default_percentage,
+            default_minimum=default_minimum,
         )
     intents = []
     for row in computed:
@@ -300,7 +116,7 @@ def run_auto_deduct(
             {
                 "retailer_id": row.retailer_id,
                 "business_date": business_date,
-                "currency": settings.wallet_currency,
+                "currency": wallet_currency,
                 "amount": row.amount,
                 "debt_before": row.debt,
                 "wallet_balance_before": row.wallet_balance,
@@ -318,12 +134,12 @@ def run_auto_deduct(
         ]
         report.duration_seconds = time.monotonic() - started
         return report
-    with database.begin() as conn:
+    with engine.begin() as conn:
         created, refused = create_guarded_intents(conn, intents, business_date)
     report.skipped.extend(Skipped(retailer, why) for retailer, why in refused.items())
 
     audit_skips(
-        database,
+        engine,
         report.skipped,
         entity="retailer",
         action="auto_deduct.skipped",
@@ -333,7 +149,7 @@ def run_auto_deduct(
         log=log,
     )
     for repayment in created:
-        _deduct_one(database, blnk, repayment, report, actor, run_id, log, reason)
+        _deduct_one(engine, blnk, repayment, report, actor, run_id, log, reason)
     report.duration_seconds = time.monotonic() - started
     log.info(
         "auto-deduct %s: %d deducted %s, %d skipped %s, %d awaiting the ledger, %d failed",
@@ -349,8 +165,8 @@ def run_auto_deduct(
 
 
 def _deduct_one(
-    database: DatabaseResource,
-    blnk: BlnkResource,
+    engine: sa.Engine,
+    blnk: BlnkClient,
     intent: Repayment,
     report: RunReport,
     actor: str,
@@ -361,7 +177,7 @@ def _deduct_one(
     """Post one pending repayment (its stored amount and reference) and record the outcome,
     holding the repayment's row lock from the post to the record."""
     retailer = intent.retailer_id
-    with database.begin() as conn:
+    with engine.begin() as conn:
         repayment = lock_pending_repayment(conn, intent.id)
         if repayment is None:  # settled meanwhile, or another run is settling it
             return

@@ -22,8 +22,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .audit import record_audit
-from .escrow import REPAYMENT_FIELDS, Repayment, escrows, repayments
+from ..audit import record_audit
+from .repayments import REPAYMENT_FIELDS, Repayment
+from .tables import escrows, repayments
 
 # Why an intent computed by this run was not created (rule outcomes, not bad data).
 PENDING_REPAYMENT = "pending_repayment"

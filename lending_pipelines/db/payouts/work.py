@@ -23,8 +23,8 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..domain import payouts as rules
-from .payouts import ledger_entries, payout_chunks, payout_items, withdrawal_requests
+from ...domain import payouts as rules
+from .tables import ledger_entries, payout_chunks, payout_items, withdrawal_requests
 
 # --- chunk leases -------------------------------------------------------------------------------
 

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from ..db.audit import record_audits
-from ..resources.blnk import LedgerOutcome
-from ..resources.database import DatabaseResource
+import sqlalchemy as sa
+
+from ...db.audit import record_audits
+from ...partners.blnk import LedgerOutcome
 
 # Skip reasons that mean the data is wrong (audited), as opposed to a rule saying "not today".
 BAD_DATA_PREFIXES = (
@@ -83,7 +84,7 @@ class RunReport:
 
 
 def audit_skips(
-    database: DatabaseResource,
+    engine: sa.Engine,
     skips: list[Skipped],
     *,
     entity: str,
@@ -99,7 +100,7 @@ def audit_skips(
         log.warning("%s %s skipped for %s: %s", entity, skip.entity_id, business_date, skip.reason)
     if not bad:
         return
-    with database.begin() as conn:
+    with engine.begin() as conn:
         record_audits(
             conn,
             [

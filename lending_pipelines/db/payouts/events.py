@@ -16,7 +16,7 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .payouts import creators, ledger_entries, payout_items
+from .tables import creators, ledger_entries, payout_items
 
 
 class ReversedTransfer(Protocol):

@@ -1,4 +1,5 @@
-"""Stripe events for creator payouts: reversed transfers and connected-account changes.
+"""Stripe events for creator payouts, applied without Dagster: reversed transfers and
+connected-account changes.
 
 The receiver stores each Stripe event in `inbound_events` once its Stripe-Signature verifies;
 `stripe_events_sensor` launches `stripe_events_job` while some wait. An event is still a hint:
@@ -16,30 +17,23 @@ No transaction is open during a Stripe call: events are read, each is applied in
 transaction after its Stripe lookup, and the outcomes are marked in one statement.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from dagster import Config, OpExecutionContext, job, op
-from pydantic import Field
 
-from ..db import inbound
-from ..db import payouts as db
-from ..db import payouts_events as events_db
-from ..db.common import inbound_events
-from ..instance import serial_tags
-from ..resources.alerts import AlertsResource
-from ..resources.database import DatabaseResource
-from ..resources.stripe_connect import (
-    StripeConnectClient,
-    StripeConnectError,
-    StripeConnectResource,
-)
-from ..settings import get_settings
+from ...db import inbound
+from ...db import payouts as db
+from ...db.common import inbound_events
+from ...db.payouts import events as events_db
+from ...partners.stripe import StripeConnectClient, StripeConnectError
+from ...partners.stripe.errors import StripeEventShapeError
+from ...partners.stripe.models import AccountEvent, TransferEvent, parse_event
 
 PROVIDER = "stripe"
-RATE_LIMIT_NAME = "stripe"  # the payout workers' shared limit (assets.payouts.RATE_LIMIT_NAME)
 TRANSFER_EVENTS = ("transfer.reversed", "transfer.updated")
 ACCOUNT_EVENTS = ("account.updated",)
 
@@ -63,23 +57,11 @@ class EventsReport:
     alerts: list[Alert] = field(default_factory=list)
 
 
-class EventShapeError(ValueError):
-    """A stored event lacks a field we need."""
-
-
-def _object(event_id: str, payload: Any) -> dict:
-    data = payload.get("data") if isinstance(payload, dict) else None
-    obj = data.get("object") if isinstance(data, dict) else None
-    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-        raise EventShapeError(f"stripe event {event_id}: field 'data.object.id' is missing")
-    return obj
-
-
 def _apply_transfer_event(
     engine: sa.Engine, client: StripeConnectClient, event_id: str, payload: dict, report
 ) -> str | None:
-    transfer_id = _object(event_id, payload)["id"]
-    hinted = _object(event_id, payload).get("amount_reversed")
+    event = parse_event(TransferEvent, event_id, payload).data.object
+    transfer_id, hinted = event.id, event.amount_reversed
     with engine.connect() as conn:
         item = events_db.paid_item_of_transfer(conn, transfer_id)
     if item is None:
@@ -93,7 +75,7 @@ def _apply_transfer_event(
         problems.append(f"amount {transfer.amount} != {item.amount_minor}")
     if transfer.destination != item.destination_account:
         problems.append(f"destination {transfer.destination} != {item.destination_account}")
-    if isinstance(hinted, int) and hinted > transfer.amount_reversed:
+    if hinted is not None and hinted > transfer.amount_reversed:
         problems.append(
             f"event says amount_reversed {hinted}, Stripe says {transfer.amount_reversed}"
         )
@@ -128,29 +110,21 @@ def _apply_transfer_event(
 
 
 def _apply_account_event(engine: sa.Engine, event_id: str, payload: dict, report) -> str | None:
-    account = _object(event_id, payload)
-    created = payload.get("created")
-    if isinstance(created, bool) or not isinstance(created, int):
-        raise EventShapeError(f"stripe event {event_id}: field 'created' is {created!r}")
-    requirements = account.get("requirements") or {}
-    due = list(
-        dict.fromkeys(
-            (requirements.get("past_due") or []) + (requirements.get("currently_due") or [])
-        )
-    )
+    event = parse_event(AccountEvent, event_id, payload)
+    account = event.data.object
     with engine.begin() as conn:
         applied = events_db.apply_account_event(
             conn,
-            account_id=account["id"],
-            payouts_enabled=bool(account.get("payouts_enabled")),
-            transfers_capability=(account.get("capabilities") or {}).get("transfers"),
-            requirements_due=due,
-            disabled_reason=requirements.get("disabled_reason"),
-            event_at=datetime.fromtimestamp(created, UTC),
+            account_id=account.id,
+            payouts_enabled=bool(account.payouts_enabled),
+            transfers_capability=account.capabilities.transfers if account.capabilities else None,
+            requirements_due=account.requirements_due,
+            disabled_reason=account.requirements.disabled_reason if account.requirements else None,
+            event_at=datetime.fromtimestamp(event.created, UTC),
         )
     if not applied:
         report.ignored += 1
-        return f"ignored: no creator holds {account['id']}, or a newer state was applied"
+        return f"ignored: no creator holds {account.id}, or a newer state was applied"
     report.accounts += 1
     return None
 
@@ -184,7 +158,7 @@ def apply_stripe_events(
             else:
                 report.ignored += 1
                 outcome = f"ignored: event type {kind!r} is not applied by payouts"
-        except EventShapeError as exc:
+        except StripeEventShapeError as exc:
             outcome = str(exc)
         except StripeConnectError as exc:
             if exc.retryable:
@@ -197,50 +171,3 @@ def apply_stripe_events(
     with engine.begin() as conn:
         inbound.mark_outcomes(conn, outcomes)
     return report
-
-
-class StripeEventsConfig(Config):
-    limit: int = Field(default=500, ge=1, description="Events applied per run at most.")
-
-
-@op(tags={"workflow": "creator_payouts"})
-def apply_stripe_events_op(
-    context: OpExecutionContext,
-    config: StripeEventsConfig,
-    database: DatabaseResource,
-    stripe_connect: StripeConnectResource,
-    alerts: AlertsResource,
-) -> None:
-    engine = database.get_engine()
-    limiter = db.PostgresRateLimiter(
-        engine, RATE_LIMIT_NAME, get_settings().stripe_requests_per_second
-    )
-    client = stripe_connect.get_client(limiter=limiter)
-    report = apply_stripe_events(engine, client, limit=config.limit)
-    for alert in report.alerts:
-        alerts.send(alert.title, alert.text, severity=alert.severity, fields=alert.fields)
-    context.add_output_metadata(
-        {
-            "applied": report.applied,
-            "reversals": report.reversals,
-            "accounts_updated": report.accounts,
-            "ignored": report.ignored,
-            "mismatches": report.mismatches,
-            "left_for_later": report.left_for_later,
-            "alerts_sent": len(report.alerts),
-            "account_event_fresh_hours": get_settings().stripe_account_event_fresh_hours,
-        }
-    )
-
-
-@job(
-    name="stripe_events_job",
-    tags=serial_tags("stripe_events_job"),
-    description="Apply stored Stripe events: reversed transfers (confirmed with Stripe first) "
-    "and connected-account updates.",
-)
-def stripe_events_job():
-    apply_stripe_events_op.alias("apply_stripe_events")()
-
-
-STRIPE_EVENTS_JOBS = [stripe_events_job]

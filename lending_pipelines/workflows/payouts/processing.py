@@ -2,7 +2,7 @@
 client: refreshing Connect accounts, paying one item, a chunk worker, retrying one item.
 
 No database transaction is open while Stripe is called: claim (commit) → Stripe → record the
-outcome in a new transaction (`db.payouts_work`). Before resending a key whose generation was
+outcome in a new transaction (`db.payouts.work`). Before resending a key whose generation was
 first sent 20 h ago or more, the transfer group is looked up: Stripe prunes keys 24 h after
 their first use, and a resent pruned key would make a second transfer.
 
@@ -19,10 +19,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from ..db import payouts as db
-from ..db import payouts_work as work
-from ..domain import payouts as rules
-from ..resources.stripe_connect import (
+from ...db import payouts as db
+from ...db.payouts import events, work
+from ...domain import payouts as rules
+from ...partners.stripe import (
     StripeConnectClient,
     StripeConnectError,
     StripeErrorKind,
@@ -121,8 +121,6 @@ def existing_transfer(client: StripeConnectClient, item: work.ClaimedItem) -> Tr
 def settle_found_transfer(engine: sa.Engine, item: work.ClaimedItem, transfer: Transfer) -> str:
     """Record a transfer Stripe already holds for the item; a reversed one is recorded as paid
     and then reversed in the same transaction (ledger entry given back, alert raised)."""
-    from ..db import payouts_events as events
-
     with engine.begin() as conn:
         work.record_item_paid(conn, item, transfer_id=transfer.id, counted_attempt=False)
         if transfer.amount_reversed:

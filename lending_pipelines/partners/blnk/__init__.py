@@ -1,0 +1,33 @@
+"""Blnk ledger: the HTTP client, its typed payloads and error taxonomy."""
+
+from .client import BlnkClient
+from .errors import (
+    BlnkAuthError,
+    BlnkConflictError,
+    BlnkError,
+    BlnkFinalError,
+    BlnkInsufficientFundsError,
+    BlnkNotFoundError,
+    BlnkPayloadError,
+    BlnkRetryableError,
+    parse_error_body,
+)
+from .models import BlnkBalance, BlnkLedger, BlnkTransaction, LedgerOutcome, PostedTransaction
+
+__all__ = [
+    "BlnkAuthError",
+    "BlnkBalance",
+    "BlnkClient",
+    "BlnkConflictError",
+    "BlnkError",
+    "BlnkFinalError",
+    "BlnkInsufficientFundsError",
+    "BlnkLedger",
+    "BlnkNotFoundError",
+    "BlnkPayloadError",
+    "BlnkRetryableError",
+    "BlnkTransaction",
+    "LedgerOutcome",
+    "PostedTransaction",
+    "parse_error_body",
+]
