@@ -33,11 +33,15 @@ ORPHANED_RUN_MESSAGE = (
 # instance stores per-pool limits (`apply_pool_limits`, run by `lending dev` and by
 # `lending pools apply` in a deployment).
 DEFAULT_POOL_LIMIT = 1
+FINERACT_POOL = "fineract_polling"
+MPESA_POOL = "mpesa_b2c"
+BLNK_POOL = "blnk_ledger"
+STRIPE_POOL = "stripe_payouts"
 POOL_LIMITS = {
-    "fineract_polling": 1,  # one polling cycle at a time (it polls partners concurrently itself)
-    "mpesa_b2c": 1,  # B2C submitters, status queries, results and retries
-    "blnk_ledger": 1,  # escrow releases and auto-deduct posts
-    "stripe_payouts": 5,  # payout chunk workers: LENDING_PAYOUT_MAX_CONCURRENT_CHUNKS at once
+    FINERACT_POOL: 1,  # one polling cycle at a time (it polls partners concurrently itself)
+    MPESA_POOL: 1,  # B2C submitters, status queries, results and retries
+    BLNK_POOL: 1,  # escrow releases, auto-deduct posts, Launchpad escrow actions
+    STRIPE_POOL: 5,  # payout chunk workers: LENDING_PAYOUT_MAX_CONCURRENT_CHUNKS at once
 }
 
 

@@ -150,3 +150,29 @@ def test_every_named_job_is_watched_by_a_run_failure_alert():
     watched = {job.name for sensor in RUN_FAILURE_SENSORS for job in sensor._monitored_jobs}
     named = {job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
     assert named - watched == set()
+
+
+def test_every_step_that_calls_a_partners_money_api_runs_in_its_pool():
+    """B2C, Stripe and Blnk steps — assets, retries and Launchpad ops alike — claim a slot of
+    their pool, whichever job or UI materialization runs them."""
+    from lending_pipelines.instance import POOL_LIMITS
+
+    pool_of = {"mpesa": "mpesa_b2c", "stripe_connect": "stripe_payouts", "blnk": "blnk_ledger"}
+    steps = {
+        node.name: node
+        for job in defs.resolve_all_job_defs()
+        for node in job.graph.iterate_op_defs()
+    }
+    money_steps = {
+        name: node
+        for name, node in steps.items()
+        if set(node.required_resource_keys) & set(pool_of)
+    }
+    assert len(money_steps) >= 13
+    wrong = {
+        name: node.pool
+        for name, node in money_steps.items()
+        if node.pool not in {pool_of[key] for key in node.required_resource_keys if key in pool_of}
+    }
+    assert wrong == {}
+    assert {node.pool for node in steps.values() if node.pool} <= set(POOL_LIMITS)

@@ -16,6 +16,7 @@ import dagster as dg
 from ..crypto import SecretBox
 from ..db import loans as loans_db
 from ..domain.disbursement import success_rate
+from ..instance import FINERACT_POOL, MPESA_POOL
 from ..resources.alerts import AlertsResource
 from ..resources.database import DatabaseResource
 from ..resources.fineract import FineractResource
@@ -93,7 +94,7 @@ def _alert_on_unreadable_credentials(
     kinds={"fineract", "postgres"},
     owners=OWNERS,
     tags=TAGS,
-    pool="fineract_polling",
+    pool=FINERACT_POOL,
     retry_policy=POLL_RETRY,
     check_specs=[
         dg.AssetCheckSpec(
@@ -171,7 +172,7 @@ def loan_tracking(
     kinds={"mpesa", "postgres"},
     owners=OWNERS,
     tags=TAGS,
-    pool="mpesa_b2c",
+    pool=MPESA_POOL,
     description="One M-Pesa B2C disbursement request per newly tracked approved loan whose "
     "(partner, product) has auto-disbursal on; submitted with a deterministic "
     "OriginatorConversationID (results arrive later through the callback receiver).",

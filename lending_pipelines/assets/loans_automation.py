@@ -13,7 +13,7 @@ from collections import Counter
 import dagster as dg
 
 from ..crypto import SecretBox
-from ..instance import serial_tags
+from ..instance import MPESA_POOL, serial_tags
 from ..kill_switch import automation_paused
 from ..resources.alerts import AlertsResource
 from ..resources.database import DatabaseResource
@@ -54,6 +54,7 @@ def _metadata(prefix: str, counts: Counter[str]) -> dict[str, int]:
 
 @dg.op(
     tags={"lending/workflow": "loans"},
+    pool=MPESA_POOL,
     description="Apply stored M-Pesa callbacks as hints (confirmed by a transaction-status "
     "query sent right away) and status answers as outcomes, then record confirmed payments in "
     "Fineract with the M-Pesa transaction id.",
@@ -95,6 +96,7 @@ def mpesa_results_job() -> None:
 
 @dg.op(
     tags={"lending/workflow": "loans"},
+    pool=MPESA_POOL,
     description="Retry known-failed retryable disbursements with a new attempt (backoff, "
     "maximum attempts), reconcile silent ones with a status query, send due pending ones and "
     "record paid ones in Fineract.",

@@ -15,6 +15,7 @@ from datetime import date
 
 import dagster as dg
 
+from ...instance import BLNK_POOL
 from ...resources.blnk import BlnkResource
 from ...resources.database import DatabaseResource
 from ...resources.escrow_config import EscrowConfig
@@ -33,7 +34,7 @@ from .partitions import ESCROW_DAYS, TIMEZONE, release_cutoff
     kinds={"blnk", "postgres"},
     owners=OWNERS,
     tags={"lending/workflow": "escrow"},
-    pool="blnk_ledger",
+    pool=BLNK_POOL,
     retry_policy=RETRY,
     check_specs=[
         dg.AssetCheckSpec("no_escrow_released_twice", asset="escrow_releases"),
@@ -71,7 +72,7 @@ def escrow_releases(
     kinds={"blnk", "postgres"},
     owners=OWNERS,
     tags={"lending/workflow": "escrow"},
-    pool="blnk_ledger",
+    pool=BLNK_POOL,
     retry_policy=RETRY,
     check_specs=[dg.AssetCheckSpec("repayments_match_ledger_one_to_one", asset="auto_deductions")],
     description="The business day's auto-deduct: a share of each enabled retailer's debt moved "

@@ -5,6 +5,7 @@ import dagster as dg
 from pydantic import Field
 
 from ...db.audit import record_audit
+from ...instance import BLNK_POOL
 from ...resources.blnk import BlnkResource
 from ...resources.database import DatabaseResource
 from ...resources.escrow_config import EscrowConfig
@@ -69,7 +70,7 @@ def _emit(context, report: RunReport, what: str, columns: list[str]) -> None:
     fail_on_errors(report, what, metadata)
 
 
-@dg.op(tags={"lending/workflow": "escrow"})
+@dg.op(tags={"lending/workflow": "escrow"}, pool=BLNK_POOL)
 def release_escrow_now(
     context: dg.OpExecutionContext,
     config: ReleaseEscrowNowConfig,
@@ -104,7 +105,7 @@ def release_escrow_now(
     _emit(context, report, "release escrow now", ["escrow_id", "amount", "currency", "recovered"])
 
 
-@dg.op(tags={"lending/workflow": "escrow"})
+@dg.op(tags={"lending/workflow": "escrow"}, pool=BLNK_POOL)
 def run_escrow_auto_release(
     context: dg.OpExecutionContext,
     config: RunForDateConfig,
@@ -140,7 +141,7 @@ def run_escrow_auto_release(
     _emit(context, report, "escrow release", ["escrow_id", "wholesaler_id", "amount", "currency"])
 
 
-@dg.op(tags={"lending/workflow": "escrow"})
+@dg.op(tags={"lending/workflow": "escrow"}, pool=BLNK_POOL)
 def run_auto_deduct_now(
     context: dg.OpExecutionContext,
     config: RunForDateConfig,
@@ -179,7 +180,7 @@ def run_auto_deduct_now(
     _emit(context, report, "auto-deduct", ["retailer_id", "amount", "currency", "limited_by"])
 
 
-@dg.op(tags={"lending/workflow": "escrow"})
+@dg.op(tags={"lending/workflow": "escrow"}, pool=BLNK_POOL)
 def dispute_escrow(
     context: dg.OpExecutionContext,
     config: DisputeEscrowConfig,

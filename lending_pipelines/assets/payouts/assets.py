@@ -31,7 +31,7 @@ from ...workflows.payouts.processing import (
     STOP_RUN_KINDS,
     refresh_connect_accounts,
 )
-from .common import GROUP, OWNERS, RETRY, money, outcomes_table, stripe_limiter
+from .common import GROUP, OWNERS, POOL, RETRY, money, outcomes_table, stripe_limiter
 from .ops import finalize_payout_batch, pay_payout_chunks, plan_payout_workers
 from .partitions import payout_date_of, payout_partitions
 
@@ -44,6 +44,7 @@ from .partitions import payout_date_of, payout_partitions
     owners=OWNERS,
     kinds={"postgres", "stripe"},
     tags={"workflow": "creator_payouts"},
+    pool=POOL,
     retry_policy=RETRY,
     description="Creators to pay on this payout date and how much (one SQL evaluation after "
     "refreshing candidates' Connect accounts); the reason for everyone else.",

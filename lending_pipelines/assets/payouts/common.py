@@ -7,13 +7,14 @@ import sqlalchemy as sa
 from ...db import payouts as db
 from ...db.rate_limit import PostgresRateLimiter
 from ...domain.money import format_minor
+from ...instance import STRIPE_POOL
 from ...resources.payouts_config import PayoutsConfig
 from ..metadata import markdown_table
 
 GROUP = "payouts"
 OWNERS = ["team:payments"]
 RATE_LIMIT_NAME = "stripe"
-POOL = "stripe_payouts"
+POOL = STRIPE_POOL
 RETRY = dg.RetryPolicy(
     max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )

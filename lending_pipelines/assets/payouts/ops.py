@@ -224,7 +224,7 @@ class StripeEventsConfig(dg.Config):
     limit: int = Field(default=500, ge=1, description="Events applied per run at most.")
 
 
-@dg.op(tags={"workflow": "creator_payouts"})
+@dg.op(tags={"workflow": "creator_payouts"}, pool=POOL)
 def apply_stripe_events_op(
     context: dg.OpExecutionContext,
     config: StripeEventsConfig,
