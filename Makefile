@@ -6,7 +6,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 UV := $(PYTHON) -m uv
 
-.PHONY: dev test install lint bench clean-local
+.PHONY: dev test install lint bench snapshot clean-local
 
 .venv/.synced: pyproject.toml uv.lock
 	$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -24,6 +24,11 @@ test: install
 	$(UV) run --frozen ruff check lending_pipelines tests bench
 	$(UV) run --frozen dg check defs
 	$(UV) run --frozen pytest
+
+# After an intended change to assets, jobs, schedules or sensors: rewrite the reviewed snapshot.
+snapshot: export LENDING_DEV_MODE = true
+snapshot: install
+	LENDING_UPDATE_SNAPSHOT=1 $(UV) run --frozen pytest -n0 -q tests/test_definitions_snapshot.py
 
 lint: install
 	$(UV) run --frozen ruff check lending_pipelines tests bench
