@@ -85,6 +85,9 @@ def instance_config(storage_url_env: str = "LENDING_DAGSTER_STORAGE_URL") -> dic
             # are given back after this long.
             "free_slots_after_run_end_seconds": 60,
         },
+        # FreshnessPolicy on the assets with a cadence (polling, payout dates, escrow days,
+        # analytics) is evaluated by the daemon.
+        "freshness": {"enabled": True},
         "telemetry": {"enabled": False},
     }
 

@@ -131,3 +131,8 @@ def test_every_pool_used_in_code_has_a_configured_limit():
         if node.pool
     }
     assert pools and pools <= set(POOL_LIMITS)
+
+
+def test_freshness_is_evaluated_in_dev_and_production():
+    deployed = yaml.safe_load((PROJECT_ROOT / "deploy" / "dagster.yaml").read_text())
+    assert deployed["freshness"] == instance_config()["freshness"] == {"enabled": True}
