@@ -243,6 +243,12 @@ def main() -> None:
     args = parser.parse_args()
     jobs = [job for job in args.jobs.split(",") if job]
 
+    # The sandbox, code server, run workers and dbt inherit stdout: their logs go to stderr, so that
+    # stdout is the report alone and its last line `polling_run_seconds`.
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
     from lending_pipelines.db.server import drop_database, ensure_database, server_url
     from lending_pipelines.sandbox.server import free_port
     from lending_pipelines.settings import Settings
@@ -291,7 +297,7 @@ def main() -> None:
                         f"work {timing.work:.2f} s (reported {timing.reported:.2f} s)",
                         file=sys.stderr,
                     )
-        report(timings, args.repeats)
+        report(timings, args.repeats, out)
     finally:
         sandbox.terminate()
         sandbox.join(timeout=10)
@@ -302,9 +308,12 @@ def main() -> None:
         drop_database(url)
 
 
-def report(timings: dict[str, list[RunTiming]], repeats: int) -> None:
-    print(f"median of {repeats} run(s) per job, launched through a DagsterInstance")
-    print(
+def report(timings: dict[str, list[RunTiming]], repeats: int, out) -> None:
+    def emit(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    emit(f"median of {repeats} run(s) per job, launched through a DagsterInstance")
+    emit(
         f"{'job':<24} {'status':<8} {'wall_s':>7} {'work_s':>7} {'overhead_s':>10} "
         f"{'ratio':>6} {'reported_s':>10}"
     )
@@ -315,13 +324,13 @@ def report(timings: dict[str, list[RunTiming]], repeats: int) -> None:
         statuses = {t.status for t in runs}
         status = "SUCCESS" if statuses == {"SUCCESS"} else "/".join(sorted(statuses))
         ratio = wall / work if work > 0 else float("inf")
-        print(
+        emit(
             f"{job:<24} {status:<8} {wall:>7.2f} {work:>7.2f} {wall - work:>10.2f} {ratio:>6.1f} "
             f"{reported:>10.2f}"
         )
     polling = timings.get("loan_polling_job")
     if polling:
-        print(f"polling_run_seconds: {statistics.median(t.wall for t in polling):.2f}")
+        emit(f"polling_run_seconds: {statistics.median(t.wall for t in polling):.2f}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ settings = get_settings()
 parallel_executor = multiprocess_executor.configured(
     {
         "max_concurrent": max(2, settings.payout_max_concurrent_chunks + 1),
-        "start_method": {"forkserver": {"preload_modules": [__name__]}},
+        "start_method": {"forkserver": {"preload_modules": ["lending_pipelines.preload"]}},
     }
 )
 PARALLEL_JOBS = {"creator_payouts_job"}

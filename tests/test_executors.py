@@ -31,7 +31,7 @@ def test_payout_chunk_workers_run_in_parallel_in_processes_forked_from_a_preload
     config = job.executor_def.apply_config_mapping({}).value["config"]
     assert job.executor_def.name == "multiprocess"
     assert config["start_method"] == {
-        "forkserver": {"preload_modules": ["lending_pipelines.definitions"]}
+        "forkserver": {"preload_modules": ["lending_pipelines.preload"]}
     }
     # every chunk worker at once (the multiprocess default is the CPU count: 2 here)
     assert config["max_concurrent"] >= get_settings().payout_max_concurrent_chunks
