@@ -1,5 +1,12 @@
 """The single Definitions object of the `lending_pipelines` code location: each workflow's
-`dg.Definitions` merged, plus the sensors and the resources every job can ask for."""
+`dg.Definitions` merged, plus the sensors and the resources every job can ask for.
+
+Executors, chosen by measurement (bench/runs.py): a step subprocess re-imports this module
+(10+ s on a 2-core machine), which dwarfed the work of a polling run. So every job executes in
+the run process (`in_process_executor`, the default below); a crash there ends the run and the
+next run reconciles from the stored intents, as after a crashed step process. The payout job
+alone keeps step processes (assets/payouts/jobs.py): its chunk workers pay in parallel.
+"""
 
 import dagster as dg
 
@@ -47,5 +54,6 @@ defs = dg.Definitions.merge(
             *STRIPE_EVENT_SENSORS,
         ],
         resources=build_resources(settings),
+        executor=dg.in_process_executor,
     ),
 )

@@ -12,6 +12,7 @@ crash in between leaves a row that a status query settles).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -477,17 +478,17 @@ def finish_poll_attempts(conn: Connection, outcomes: Sequence[PollOutcome]) -> N
 _UPSERT_LOANS = sa.text(
     f"""
     WITH incoming AS (
-        SELECT * FROM unnest(
-            CAST(:partner_id AS text[]), CAST(:loan_id AS bigint[]), CAST(:account_no AS text[]),
-            CAST(:external_id AS text[]), CAST(:client_id AS bigint[]),
-            CAST(:client_name AS text[]), CAST(:product_id AS bigint[]),
-            CAST(:product_name AS text[]), CAST(:status_id AS integer[]),
-            CAST(:status_value AS text[]), CAST(:principal AS numeric[]),
-            CAST(:currency AS text[]), CAST(:approved_on AS date[]),
-            CAST(:expected_on AS date[]), CAST(:attempt_id AS bigint[])
-        ) AS t(partner_id, fineract_loan_id, account_no, external_id, client_id, client_name,
-               loan_product_id, product_name, status_id, status_value, principal, currency,
-               approved_on, expected_disbursement_on, last_poll_attempt_id)
+        -- One JSON array of rows: binding 15 arrays adapts every element in Python (GIL-bound,
+        -- as long as the upsert itself); amounts travel as text, so numeric stays exact.
+        SELECT r->>0 AS partner_id, CAST(r->>1 AS bigint) AS fineract_loan_id,
+               r->>2 AS account_no, r->>3 AS external_id, CAST(r->>4 AS bigint) AS client_id,
+               r->>5 AS client_name, CAST(r->>6 AS bigint) AS loan_product_id,
+               r->>7 AS product_name, CAST(r->>8 AS integer) AS status_id,
+               r->>9 AS status_value, CAST(r->>10 AS numeric) AS principal,
+               r->>11 AS currency, CAST(r->>12 AS date) AS approved_on,
+               CAST(r->>13 AS date) AS expected_disbursement_on,
+               CAST(r->>14 AS bigint) AS last_poll_attempt_id
+          FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r
     ), upserted AS (
         INSERT INTO {T}loan_tracking (partner_id, fineract_loan_id, account_no, external_id,
             client_id, client_name, loan_product_id, product_name, status_id, status_value,
@@ -522,34 +523,22 @@ def upsert_tracked_loans(
     """Upsert every polled loan of every partner in ONE statement keyed by (partner, loan id):
     new rows keep `first_seen_at`, existing ones refresh status and `last_seen_at`.
     `polled` is (partner id, poll attempt id, loans). Returns partner id → new loans."""
-    columns: dict[str, list[Any]] = {
-        name: []
-        for name in (
-            "partner_id", "loan_id", "account_no", "external_id", "client_id", "client_name",
-            "product_id", "product_name", "status_id", "status_value", "principal", "currency",
-            "approved_on", "expected_on", "attempt_id",
-        )
-    }  # fmt: skip
-    for partner_id, attempt_id, loans in polled:
-        for loan in {loan.id: loan for loan in loans}.values():
-            columns["partner_id"].append(partner_id)
-            columns["loan_id"].append(loan.id)
-            columns["account_no"].append(loan.account_no)
-            columns["external_id"].append(loan.external_id)
-            columns["client_id"].append(loan.client_id)
-            columns["client_name"].append(loan.client_name)
-            columns["product_id"].append(loan.product_id)
-            columns["product_name"].append(loan.product_name)
-            columns["status_id"].append(loan.status.id)
-            columns["status_value"].append(loan.status.value)
-            columns["principal"].append(loan.principal)
-            columns["currency"].append(loan.currency)
-            columns["approved_on"].append(loan.approved_on)
-            columns["expected_on"].append(loan.expected_disbursement_on)
-            columns["attempt_id"].append(attempt_id)
-    if not columns["loan_id"]:
+    rows = [
+        [
+            partner_id, loan.id, loan.account_no, loan.external_id, loan.client_id,
+            loan.client_name, loan.product_id, loan.product_name, loan.status.id,
+            loan.status.value, str(loan.principal), loan.currency,
+            loan.approved_on and loan.approved_on.isoformat(),
+            loan.expected_disbursement_on and loan.expected_disbursement_on.isoformat(),
+            attempt_id,
+        ]
+        for partner_id, attempt_id, loans in polled
+        for loan in {loan.id: loan for loan in loans}.values()
+    ]  # fmt: skip
+    if not rows:
         return {}
-    return {row.partner_id: row.new_loans for row in conn.execute(_UPSERT_LOANS, columns)}
+    result = conn.execute(_UPSERT_LOANS, {"rows": json.dumps(rows)})
+    return {row.partner_id: row.new_loans for row in result}
 
 
 # --- disbursements -------------------------------------------------------------------------
