@@ -23,9 +23,9 @@ from ..resources.fineract import FineractResource
 from ..resources.mpesa import MpesaResource
 from ..settings import get_settings
 from ..workflows.incidents import reminder_interval, report_condition
+from ..workflows.loans.disbursement import Disburser
+from ..workflows.loans.polling import PollingCycle, run_polling_cycle
 from .check_alerts import alert_on_check
-from .loans_disbursement import Disburser
-from .loans_polling import PollingCycle, run_polling_cycle
 from .metadata import markdown_table
 
 GROUP = "loans"

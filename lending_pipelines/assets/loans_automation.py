@@ -20,8 +20,8 @@ from ..resources.database import DatabaseResource
 from ..resources.fineract import FineractResource
 from ..resources.mpesa import MpesaResource
 from ..settings import get_settings
+from ..workflows.loans.disbursement import Disburser
 from .loans import LOANS_ASSETS
-from .loans_disbursement import Disburser
 
 TIMEZONE = get_settings().loans_timezone
 POLLING_JOB = "loan_polling_job"

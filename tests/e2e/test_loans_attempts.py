@@ -12,12 +12,12 @@ import dagster as dg
 import sqlalchemy as sa
 
 from lending_pipelines.assets.loans import loan_disbursements, loan_tracking
-from lending_pipelines.assets.loans_disbursement import Disburser
 from lending_pipelines.db import loans as loans_db
 from lending_pipelines.db.common import audit_log
 from lending_pipelines.db.disbursement_attempts import SUBMITTER_LOCK
 from lending_pipelines.resources.mpesa import MpesaClient
 from lending_pipelines.settings import get_settings
+from lending_pipelines.workflows.loans.disbursement import Disburser
 from tests.loans_world import *  # noqa: F403
 
 

@@ -9,11 +9,11 @@ from decimal import Decimal
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-from lending_pipelines.assets.loans_disbursement import Disburser
 from lending_pipelines.crypto import SecretBox
 from lending_pipelines.db import loans as loans_db
 from lending_pipelines.db.loans import PartnerSetup
 from lending_pipelines.settings import get_settings
+from lending_pipelines.workflows.loans.disbursement import Disburser
 from tests.loans_world import *  # noqa: F403
 from tests.loans_world import SENT_ALERTS
 

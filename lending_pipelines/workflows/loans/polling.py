@@ -23,11 +23,11 @@ from datetime import UTC, datetime
 import httpx
 import sqlalchemy as sa
 
-from ..crypto import SecretBox
-from ..db import loans as loans_db
-from ..db.fineract_records import record_listing
-from ..db.loans import Partner, PollOutcome
-from ..resources.fineract import (
+from ...crypto import SecretBox
+from ...db import loans as loans_db
+from ...db.fineract_records import record_listing
+from ...db.loans import Partner, PollOutcome
+from ...resources.fineract import (
     BadLoanRecord,
     FineractError,
     FineractLoan,

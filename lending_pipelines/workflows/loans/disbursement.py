@@ -23,20 +23,20 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from ..crypto import SecretBox
-from ..db import disbursement_attempts as attempts_db
-from ..db import disbursement_results as results_db
-from ..db import loans as loans_db
-from ..db.loans import OpenDisbursement, Partner
-from ..domain.disbursement import (
+from ...crypto import SecretBox
+from ...db import disbursement_attempts as attempts_db
+from ...db import disbursement_results as results_db
+from ...db import loans as loans_db
+from ...db.loans import OpenDisbursement, Partner
+from ...domain.disbursement import (
     DisbursementRuleError,
     b2c_amount,
     next_attempt_at,
     originator_conversation_id,
 )
-from ..domain.phone import InvalidPhoneError, normalise_msisdn
-from ..resources.fineract import FineractClient, FineractError, FineractResource, LoanStatusId
-from ..resources.mpesa import (
+from ...domain.phone import InvalidPhoneError, normalise_msisdn
+from ...resources.fineract import FineractClient, FineractError, FineractResource, LoanStatusId
+from ...resources.mpesa import (
     MpesaAuthError,
     MpesaClient,
     MpesaDuplicateRequestError,
@@ -44,8 +44,8 @@ from ..resources.mpesa import (
     MpesaFinalError,
     MpesaResource,
 )
-from ..settings import Settings
-from .loans_results import CallbackReport, apply_callbacks
+from ...settings import Settings
+from .results import CallbackReport, apply_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ class Disburser:
     # --- results -------------------------------------------------------------------------
 
     def apply_callbacks(self, limit: int = 500) -> CallbackReport:
-        """Apply stored M-Pesa callbacks (see loans_results.py): hints and confirmed answers."""
+        """Apply stored M-Pesa callbacks (see results.py): hints and confirmed answers."""
         return apply_callbacks(self.engine, self.settings, run_id=self.run_id, limit=limit)
 
     # --- reconciliation and retries ------------------------------------------------------
