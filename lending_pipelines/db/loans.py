@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 
 from ..crypto import SecretBox
 from ..domain.disbursement import STATUSES
-from ..resources.fineract import FineractLoan
+from ..partners.fineract import FineractLoan
 from .audit import record_audits
 from .meta import SCHEMA, metadata
 

@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "lending_pipelines"
 LAYERS = {
     "workflows/payouts": ("lending_pipelines.assets", "lending_pipelines.resources", "dagster"),
     "workflows/escrow": ("lending_pipelines.assets", "lending_pipelines.resources", "dagster"),
+    "workflows/loans": ("lending_pipelines.assets", "lending_pipelines.resources", "dagster"),
     "partners/stripe": (
         "lending_pipelines.assets",
         "lending_pipelines.resources",
@@ -23,6 +24,20 @@ LAYERS = {
         "dagster",
     ),
     "partners/blnk": (
+        "lending_pipelines.assets",
+        "lending_pipelines.resources",
+        "lending_pipelines.workflows",
+        "lending_pipelines.db",
+        "dagster",
+    ),
+    "partners/fineract": (
+        "lending_pipelines.assets",
+        "lending_pipelines.resources",
+        "lending_pipelines.workflows",
+        "lending_pipelines.db",
+        "dagster",
+    ),
+    "partners/mpesa": (
         "lending_pipelines.assets",
         "lending_pipelines.resources",
         "lending_pipelines.workflows",
@@ -54,12 +69,16 @@ SHAPED = [
     "workflows/escrow",
     "partners/stripe",
     "partners/blnk",
+    "partners/fineract",
+    "partners/mpesa",
     "db/payouts",
     "db/escrow",
     "resources/stripe_connect.py",
     "resources/blnk.py",
     "resources/payouts_config.py",
     "resources/escrow_config.py",
+    "resources/fineract.py",
+    "resources/mpesa.py",
 ]
 
 

@@ -35,14 +35,14 @@ from ...domain.disbursement import (
     originator_conversation_id,
 )
 from ...domain.phone import InvalidPhoneError, normalise_msisdn
-from ...resources.fineract import FineractClient, FineractError, FineractResource, LoanStatusId
-from ...resources.mpesa import (
+from ...partners.fineract import FineractClient, FineractClients, FineractError, LoanStatusId
+from ...partners.mpesa import (
     MpesaAuthError,
     MpesaClient,
+    MpesaClients,
     MpesaDuplicateRequestError,
     MpesaError,
     MpesaFinalError,
-    MpesaResource,
 )
 from ...settings import Settings
 from .results import CallbackReport, apply_callbacks
@@ -65,8 +65,8 @@ def _jitter(request_id: int) -> float:
 class Disburser:
     engine: sa.Engine
     box: SecretBox
-    fineract: FineractResource
-    mpesa: MpesaResource
+    fineract: FineractClients
+    mpesa: MpesaClients
     settings: Settings
     run_id: str | None = None
     # Problems a person must look at (one per incident), for the caller to alert on.

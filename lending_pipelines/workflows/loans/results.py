@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from ...db import disbursement_results as results_db
 from ...db import inbound
 from ...domain.disbursement import judge_status_answer
-from ...resources.mpesa import MpesaPayloadError, MpesaResult, parse_result_callback
+from ...partners.mpesa import MpesaPayloadError, MpesaResult, parse_result_callback
 from ...settings import Settings
 
 
