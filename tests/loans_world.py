@@ -15,8 +15,9 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-from lending_pipelines.assets.loans import LOANS_ASSET_CHECKS, LOANS_ASSETS
-from lending_pipelines.assets.loans_automation import LOANS_JOBS, LOANS_SCHEDULES
+from lending_pipelines.assets.loans.assets import LOANS_ASSETS
+from lending_pipelines.assets.loans.checks import LOANS_ASSET_CHECKS
+from lending_pipelines.assets.loans.jobs import LOANS_JOBS, LOANS_SCHEDULES
 from lending_pipelines.crypto import SecretBox
 from lending_pipelines.db import loans as loans_db
 from lending_pipelines.db.common import inbound_events

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import dagster as dg
 import sqlalchemy as sa
 
-from lending_pipelines.assets.loans import loan_disbursements, loan_tracking
+from lending_pipelines.assets.loans.assets import loan_disbursements, loan_tracking
 from lending_pipelines.db import loans as loans_db
 from lending_pipelines.db.common import audit_log
 from lending_pipelines.db.disbursement_attempts import SUBMITTER_LOCK

@@ -67,10 +67,12 @@ LAYERS = {
     "db/rate_limit.py": ("lending_pipelines.resources", "dagster"),
     "assets/payouts": ("lending_pipelines.sensors",),
     "assets/escrow": ("lending_pipelines.sensors",),
+    "assets/loans": ("lending_pipelines.sensors",),
 }
 SHAPED = [
     "assets/payouts",
     "assets/escrow",
+    "assets/loans",
     "workflows/payouts",
     "workflows/escrow",
     "partners/stripe",
@@ -131,7 +133,7 @@ def test_no_module_of_payouts_and_escrow_is_over_about_400_lines(part):
     assert all(lines <= 420 for lines in sizes.values()), sizes
 
 
-@pytest.mark.parametrize("workflow", ["payouts", "escrow"])
+@pytest.mark.parametrize("workflow", ["payouts", "escrow", "loans"])
 def test_a_workflow_package_exports_its_definitions(workflow):
     import importlib
 
@@ -174,7 +176,8 @@ def test_the_payouts_and_escrow_definitions_use_no_deprecated_dagster_call():
             "-W",
             "error::DeprecationWarning",
             "-c",
-            "import lending_pipelines.assets.payouts, lending_pipelines.assets.escrow",
+            "import lending_pipelines.assets.payouts, lending_pipelines.assets.escrow, "
+            "lending_pipelines.assets.loans",
         ],
         capture_output=True,
         text=True,
