@@ -16,6 +16,7 @@ from .resources.blnk import BlnkResource
 from .resources.database import DatabaseResource
 from .resources.escrow_config import EscrowConfig
 from .resources.fineract import FineractResource
+from .resources.loans_config import LoansConfig
 from .resources.mpesa import MpesaResource
 from .resources.payouts_config import PayoutsConfig
 from .resources.stripe_connect import StripeConnectResource
@@ -66,6 +67,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         # Each workflow's knobs, from the settings (LENDING_* variables), shown in the UI.
         "payouts_config": PayoutsConfig.from_settings(settings),
         "escrow_config": EscrowConfig.from_settings(settings),
+        "loans_config": LoansConfig.from_settings(settings),
         "alerts": AlertsResource(
             webhook_url=EnvVar("LENDING_ALERT_WEBHOOK_URL") if settings.alert_webhook_url else None
         ),

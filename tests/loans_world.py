@@ -25,6 +25,7 @@ from lending_pipelines.db.loans import MpesaCredentials, PartnerSetup
 from lending_pipelines.resources.alerts import AlertsResource
 from lending_pipelines.resources.database import DatabaseResource
 from lending_pipelines.resources.fineract import FineractResource
+from lending_pipelines.resources.loans_config import LoansConfig
 from lending_pipelines.resources.mpesa import TOKEN_CACHE, MpesaResource
 from lending_pipelines.sandbox.mpesa import DEFAULT_APPS
 from lending_pipelines.sandbox.server import BackgroundServer
@@ -106,6 +107,8 @@ class LoansWorld:
                 backoff_base_seconds=0.01,
             ),
             "alerts": RecordingAlerts(),
+            # Built here, after the tests' environment patches (LENDING_* variables).
+            "loans_config": LoansConfig.from_settings(get_settings()),
         }
 
     def definitions(self, resources: dict[str, Any] | None = None) -> dg.Definitions:

@@ -179,7 +179,11 @@ def add_attempts(world, partner: str, results: list[tuple[int, bool]]) -> None:
 
 def evaluate(check, world) -> dg.AssetCheckResult:
     resources = world.resources()
-    return check(database=resources["database"], alerts=resources["alerts"])
+    return check(
+        database=resources["database"],
+        alerts=resources["alerts"],
+        loans_config=resources["loans_config"],
+    )
 
 
 def test_polling_error_rate_above_10_percent_fails_and_alerts(world):

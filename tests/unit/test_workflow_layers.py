@@ -77,6 +77,7 @@ SHAPED = [
     "workflows/escrow",
     "partners/stripe",
     "partners/blnk",
+    "workflows/loans",
     "partners/fineract",
     "partners/mpesa",
     "db/payouts",
@@ -87,6 +88,7 @@ SHAPED = [
     "resources/payouts_config.py",
     "resources/escrow_config.py",
     "resources/fineract.py",
+    "resources/loans_config.py",
     "resources/mpesa.py",
 ]
 

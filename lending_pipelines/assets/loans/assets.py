@@ -17,13 +17,14 @@ from ...instance import FINERACT_POOL, MPESA_POOL
 from ...resources.alerts import AlertsResource
 from ...resources.database import DatabaseResource
 from ...resources.fineract import FineractResource
+from ...resources.loans_config import LoansConfig
 from ...resources.mpesa import MpesaResource
 from ...settings import get_settings
 from ...workflows.incidents import reminder_interval, report_condition
 from ...workflows.loans.disbursement import Disburser
 from ...workflows.loans.polling import PollingCycle, run_polling_cycle
 from ..metadata import markdown_table
-from .common import GROUP, OWNERS, POLL_RETRY, TAGS
+from .common import GROUP, OWNERS, POLL_RETRY, TAGS, disbursement_rules
 
 
 def _poll_metadata(cycle: PollingCycle) -> dict:
@@ -107,14 +108,15 @@ def loan_tracking(
     database: DatabaseResource,
     fineract: FineractResource,
     alerts: AlertsResource,
+    loans_config: LoansConfig,
 ) -> dg.MaterializeResult:
     settings = get_settings()
     cycle = run_polling_cycle(
         database.get_engine(),
         SecretBox.from_settings(settings),
         fineract,
-        concurrency=settings.poll_concurrency,
-        timeout_seconds=settings.poll_timeout_seconds,
+        concurrency=loans_config.poll_concurrency,
+        timeout_seconds=loans_config.poll_timeout_seconds,
         run_id=context.run.run_id,
     )
     for poll in cycle.failed:
@@ -172,6 +174,7 @@ def loan_disbursements(
     database: DatabaseResource,
     fineract: FineractResource,
     mpesa: MpesaResource,
+    loans_config: LoansConfig,
 ) -> dg.MaterializeResult:
     settings = get_settings()
     with database.begin() as conn:
@@ -181,7 +184,7 @@ def loan_disbursements(
         SecretBox.from_settings(settings),
         fineract,
         mpesa,
-        settings,
+        disbursement_rules(loans_config),
         run_id=context.run.run_id,
     ) as disburser:
         outcomes = disburser.submit_due()

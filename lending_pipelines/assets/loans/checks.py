@@ -8,7 +8,7 @@ from ...db import loans as loans_db
 from ...domain.disbursement import success_rate
 from ...resources.alerts import AlertsResource
 from ...resources.database import DatabaseResource
-from ...settings import get_settings
+from ...resources.loans_config import LoansConfig
 from ..check_alerts import alert_on_check
 from ..metadata import markdown_table
 from .assets import loan_disbursements, loan_tracking
@@ -19,8 +19,9 @@ from .assets import loan_disbursements, loan_tracking
     description="Polling success over the last hour: below the warn threshold (95 %) warns, an "
     "error rate above the fail threshold (10 %) fails and alerts.",
 )
-def polling_success_rate(database: DatabaseResource, alerts: AlertsResource) -> dg.AssetCheckResult:
-    settings = get_settings()
+def polling_success_rate(
+    database: DatabaseResource, alerts: AlertsResource, loans_config: LoansConfig
+) -> dg.AssetCheckResult:
     with database.begin() as conn:
         ok, failed = loans_db.poll_counts(conn, datetime.now(UTC) - timedelta(hours=1))
     total = ok + failed
@@ -31,9 +32,9 @@ def polling_success_rate(database: DatabaseResource, alerts: AlertsResource) -> 
             passed=True, description="no polls in the last hour", metadata=metadata
         )
     error_rate = 1 - rate
-    if error_rate > settings.poll_error_rate_fail:
+    if error_rate > loans_config.rate("poll_error_rate_fail"):
         severity, passed = dg.AssetCheckSeverity.ERROR, False
-    elif rate < settings.poll_success_rate_warn:
+    elif rate < loans_config.rate("poll_success_rate_warn"):
         severity, passed = dg.AssetCheckSeverity.WARN, False
     else:
         severity, passed = dg.AssetCheckSeverity.ERROR, True
@@ -58,9 +59,9 @@ def polling_success_rate(database: DatabaseResource, alerts: AlertsResource) -> 
     description="At least one new loan was tracked in the last LENDING_NO_NEW_LOAN_HOURS.",
 )
 def new_loans_tracked_recently(
-    database: DatabaseResource, alerts: AlertsResource
+    database: DatabaseResource, alerts: AlertsResource, loans_config: LoansConfig
 ) -> dg.AssetCheckResult:
-    hours = get_settings().no_new_loan_hours
+    hours = loans_config.no_new_loan_hours
     with database.begin() as conn:
         last = loans_db.last_new_loan_at(conn)
     passed = last is not None and last >= datetime.now(UTC) - timedelta(hours=hours)
@@ -85,9 +86,9 @@ def new_loans_tracked_recently(
     description="No partner has failed every poll for LENDING_PARTNER_FAILING_MINUTES.",
 )
 def no_partner_failing_for_an_hour(
-    database: DatabaseResource, alerts: AlertsResource
+    database: DatabaseResource, alerts: AlertsResource, loans_config: LoansConfig
 ) -> dg.AssetCheckResult:
-    minutes = get_settings().partner_failing_minutes
+    minutes = loans_config.partner_failing_minutes
     with database.begin() as conn:
         failing = loans_db.partners_failing_since(
             conn, datetime.now(UTC) - timedelta(minutes=minutes)
@@ -129,9 +130,9 @@ def no_partner_failing_for_an_hour(
     "LENDING_DISBURSEMENT_SUCCESS_RATE_MIN (retryable failures not yet counted).",
 )
 def disbursement_success_rate(
-    database: DatabaseResource, alerts: AlertsResource
+    database: DatabaseResource, alerts: AlertsResource, loans_config: LoansConfig
 ) -> dg.AssetCheckResult:
-    minimum = get_settings().disbursement_success_rate_min
+    minimum = loans_config.rate("disbursement_success_rate_min")
     with database.begin() as conn:
         succeeded, failed = loans_db.disbursement_outcomes(
             conn, datetime.now(UTC) - timedelta(hours=24)
@@ -163,9 +164,9 @@ def disbursement_success_rate(
     "Fineract) for longer than LENDING_DISBURSEMENT_STUCK_MINUTES.",
 )
 def no_stuck_disbursements(
-    database: DatabaseResource, alerts: AlertsResource
+    database: DatabaseResource, alerts: AlertsResource, loans_config: LoansConfig
 ) -> dg.AssetCheckResult:
-    minutes = get_settings().disbursement_stuck_minutes
+    minutes = loans_config.disbursement_stuck_minutes
     with database.begin() as conn:
         stuck = loans_db.stuck_disbursements(conn, datetime.now(UTC) - timedelta(minutes=minutes))
     rows = [

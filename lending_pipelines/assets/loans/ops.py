@@ -11,19 +11,23 @@ from ...instance import MPESA_POOL
 from ...resources.alerts import AlertsResource
 from ...resources.database import DatabaseResource
 from ...resources.fineract import FineractResource
+from ...resources.loans_config import LoansConfig
 from ...resources.mpesa import MpesaResource
 from ...settings import get_settings
 from ...workflows.loans.disbursement import Disburser
+from .common import disbursement_rules
 
 
-def _disburser(context: dg.OpExecutionContext, database, fineract, mpesa) -> Disburser:
+def _disburser(
+    context: dg.OpExecutionContext, database, fineract, mpesa, loans_config: LoansConfig
+) -> Disburser:
     settings = get_settings()
     return Disburser(
         database.get_engine(),
         SecretBox.from_settings(settings),
         fineract,
         mpesa,
-        settings,
+        disbursement_rules(loans_config),
         run_id=context.run_id,
     )
 
@@ -45,8 +49,9 @@ def apply_mpesa_results(
     fineract: FineractResource,
     mpesa: MpesaResource,
     alerts: AlertsResource,
+    loans_config: LoansConfig,
 ) -> None:
-    with _disburser(context, database, fineract, mpesa) as disburser:
+    with _disburser(context, database, fineract, mpesa, loans_config) as disburser:
         report = disburser.apply_callbacks()
         queried = disburser.reconcile(hinted_only=True)  # confirm what the callbacks claim
         recorded = disburser.record_in_fineract()
@@ -78,8 +83,9 @@ def retry_disbursements(
     fineract: FineractResource,
     mpesa: MpesaResource,
     alerts: AlertsResource,
+    loans_config: LoansConfig,
 ) -> None:
-    with _disburser(context, database, fineract, mpesa) as disburser:
+    with _disburser(context, database, fineract, mpesa, loans_config) as disburser:
         retried = disburser.retry_failures()
         queried = disburser.reconcile()
         submitted = disburser.submit_due()
@@ -90,7 +96,7 @@ def retry_disbursements(
         alerts.send(
             "Disbursements stopped",
             f"{retried['stopped']} disbursement(s) failed after "
-            f"{get_settings().disbursement_max_attempts} attempts and will not be retried",
+            f"{loans_config.disbursement_max_attempts} attempts and will not be retried",
             severity="error",
         )
     context.add_output_metadata(
