@@ -24,6 +24,7 @@ from ...workflows.incidents import reminder_interval, report_condition
 from ...workflows.loans.disbursement import Disburser
 from ...workflows.loans.polling import PollingCycle, run_polling_cycle
 from ..metadata import markdown_table
+from ..platform_tables import PARTNERS_TABLE
 from .common import GROUP, OWNERS, POLL_RETRY, TAGS, disbursement_rules
 
 
@@ -81,6 +82,7 @@ def _alert_on_unreadable_credentials(
 
 
 @dg.asset(
+    deps=[PARTNERS_TABLE],
     group_name=GROUP,
     kinds={"fineract", "postgres"},
     owners=OWNERS,

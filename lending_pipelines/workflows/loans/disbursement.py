@@ -50,7 +50,6 @@ from .rules import DisbursementRules
 log = logging.getLogger(__name__)
 
 
-
 class DisbursementConfigError(RuntimeError):
     """The workflow cannot send payments safely as configured (e.g. no callback URL)."""
 
