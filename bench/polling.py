@@ -1,7 +1,7 @@
 """Loan polling: 50 partners x 1,000 approved loans with 100 ms added latency per request.
 
 Measured in one run, through the same code the `loan_tracking` asset runs
-(`loans_polling.run_polling_cycle`: open poll attempts, poll, and per partner one upsert
+(`workflows.loans.polling.run_polling_cycle`: open poll attempts, poll, and per partner one upsert
 statement for all its loans plus closing its attempt):
 
 * the polling cycle as configured: partners polled concurrently, pages after the first one
@@ -28,7 +28,6 @@ import uuid
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-from lending_pipelines.assets.loans_polling import run_polling_cycle
 from lending_pipelines.crypto import SecretBox
 from lending_pipelines.db import loans as loans_db
 from lending_pipelines.db import migrate
@@ -36,6 +35,7 @@ from lending_pipelines.db.server import drop_database, ensure_database, server_u
 from lending_pipelines.resources.fineract import FineractResource
 from lending_pipelines.sandbox.server import free_port
 from lending_pipelines.settings import Settings
+from lending_pipelines.workflows.loans.polling import run_polling_cycle
 
 
 def serve_sandbox(port: int, partners: int, loans: int, latency_ms: int) -> None:

@@ -10,15 +10,13 @@ alone keeps step processes (assets/payouts/jobs.py): its chunk workers pay in pa
 
 import dagster as dg
 
-from .assets import escrow, payouts
+from .assets import escrow, loans, payouts
 from .assets.analytics import (
     ANALYTICS_ASSETS,
     ANALYTICS_CHECKS,
     ANALYTICS_JOBS,
     ANALYTICS_SCHEDULES,
 )
-from .assets.loans import LOANS_ASSET_CHECKS, LOANS_ASSETS
-from .assets.loans_automation import LOANS_JOBS, LOANS_SCHEDULES
 from .devmode import prepare_code_location
 from .resource_defs import build_resources
 from .sensors.mpesa_results import LOANS_RESULT_SENSORS
@@ -34,12 +32,7 @@ settings = prepare_code_location()
 defs = dg.Definitions.merge(
     escrow.defs,
     payouts.defs,
-    dg.Definitions(  # loans
-        assets=LOANS_ASSETS,
-        asset_checks=LOANS_ASSET_CHECKS,
-        jobs=LOANS_JOBS,
-        schedules=LOANS_SCHEDULES,
-    ),
+    loans.defs,
     dg.Definitions(  # analytics
         assets=ANALYTICS_ASSETS,
         asset_checks=ANALYTICS_CHECKS,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from dagster import EnvVar
+import dagster as dg
 
 from .analytics_dbt import dbt_resource
 from .resources.alerts import AlertsResource
@@ -16,6 +16,7 @@ from .resources.blnk import BlnkResource
 from .resources.database import DatabaseResource
 from .resources.escrow_config import EscrowConfig
 from .resources.fineract import FineractResource
+from .resources.loans_config import LoansConfig
 from .resources.mpesa import MpesaResource
 from .resources.payouts_config import PayoutsConfig
 from .resources.stripe_connect import StripeConnectResource
@@ -35,15 +36,15 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "database": DatabaseResource(statement_timeout_ms=settings.statement_timeout_ms),
         "blnk": BlnkResource(
             base_url=settings.blnk_url or f"{settings.sandbox_url}/blnk",
-            api_key=EnvVar(BLNK_API_KEY_ENV) if os.environ.get(BLNK_API_KEY_ENV) else None,
+            api_key=dg.EnvVar(BLNK_API_KEY_ENV) if os.environ.get(BLNK_API_KEY_ENV) else None,
         ),
         "stripe_connect": StripeConnectResource(
-            api_key=EnvVar(STRIPE_API_KEY_ENV),
+            api_key=dg.EnvVar(STRIPE_API_KEY_ENV),
             api_base=settings.stripe_url or f"{settings.sandbox_url}/stripe",
         ),
         "whatsapp": WhatsAppResource(
             account_sid=settings.twilio_account_sid,
-            auth_token=EnvVar(TWILIO_AUTH_TOKEN_ENV),
+            auth_token=dg.EnvVar(TWILIO_AUTH_TOKEN_ENV),
             from_number=settings.whatsapp_from,
             base_url=settings.twilio_url or f"{settings.sandbox_url}/twilio",
             status_callback_url=f"{settings.webhooks_url}/twilio/status",
@@ -57,7 +58,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             # read from the environment in the run process (never shown in the UI).
             result_url=mpesa_callback_url(token_placeholder, "result"),
             timeout_url=mpesa_callback_url(token_placeholder, "timeout"),
-            callback_token=EnvVar(MPESA_CALLBACK_TOKEN_ENV)
+            callback_token=dg.EnvVar(MPESA_CALLBACK_TOKEN_ENV)
             if os.environ.get(MPESA_CALLBACK_TOKEN_ENV)
             else None,
         ),
@@ -66,7 +67,10 @@ def build_resources(settings: Settings) -> dict[str, object]:
         # Each workflow's knobs, from the settings (LENDING_* variables), shown in the UI.
         "payouts_config": PayoutsConfig.from_settings(settings),
         "escrow_config": EscrowConfig.from_settings(settings),
+        "loans_config": LoansConfig.from_settings(settings),
         "alerts": AlertsResource(
-            webhook_url=EnvVar("LENDING_ALERT_WEBHOOK_URL") if settings.alert_webhook_url else None
+            webhook_url=dg.EnvVar("LENDING_ALERT_WEBHOOK_URL")
+            if settings.alert_webhook_url
+            else None
         ),
     }

@@ -15,8 +15,9 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-from lending_pipelines.assets.loans import LOANS_ASSET_CHECKS, LOANS_ASSETS
-from lending_pipelines.assets.loans_automation import LOANS_JOBS, LOANS_SCHEDULES
+from lending_pipelines.assets.loans.assets import LOANS_ASSETS
+from lending_pipelines.assets.loans.checks import LOANS_ASSET_CHECKS
+from lending_pipelines.assets.loans.jobs import LOANS_JOBS, LOANS_SCHEDULES
 from lending_pipelines.crypto import SecretBox
 from lending_pipelines.db import loans as loans_db
 from lending_pipelines.db.common import inbound_events
@@ -24,6 +25,7 @@ from lending_pipelines.db.loans import MpesaCredentials, PartnerSetup
 from lending_pipelines.resources.alerts import AlertsResource
 from lending_pipelines.resources.database import DatabaseResource
 from lending_pipelines.resources.fineract import FineractResource
+from lending_pipelines.resources.loans_config import LoansConfig
 from lending_pipelines.resources.mpesa import TOKEN_CACHE, MpesaResource
 from lending_pipelines.sandbox.mpesa import DEFAULT_APPS
 from lending_pipelines.sandbox.server import BackgroundServer
@@ -105,6 +107,8 @@ class LoansWorld:
                 backoff_base_seconds=0.01,
             ),
             "alerts": RecordingAlerts(),
+            # Built here, after the tests' environment patches (LENDING_* variables).
+            "loans_config": LoansConfig.from_settings(get_settings()),
         }
 
     def definitions(self, resources: dict[str, Any] | None = None) -> dg.Definitions:

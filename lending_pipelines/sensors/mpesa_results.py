@@ -4,7 +4,7 @@ is off — the callbacks stay stored and are applied once it is back on."""
 
 import dagster as dg
 
-from ..assets.loans_automation import mpesa_results_job
+from ..assets.loans.jobs import mpesa_results_job
 from ..db.inbound import waiting_events
 from ..kill_switch import automation_paused
 from ..resources.database import DatabaseResource

@@ -8,7 +8,7 @@ import dagster as dg
 
 from ..assets.analytics import ANALYTICS_JOBS
 from ..assets.escrow.jobs import ESCROW_JOBS
-from ..assets.loans_automation import LOANS_JOBS
+from ..assets.loans.jobs import LOANS_JOBS
 from ..assets.payouts.jobs import PAYOUT_JOBS, STRIPE_EVENTS_JOBS
 from ..kill_switch import automation_paused
 from ..resources.alerts import AlertsResource

@@ -11,13 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 import dagster as dg
 import sqlalchemy as sa
 
-from lending_pipelines.assets.loans import loan_disbursements, loan_tracking
-from lending_pipelines.assets.loans_disbursement import Disburser
+from lending_pipelines.assets.loans.assets import loan_disbursements, loan_tracking
 from lending_pipelines.db import loans as loans_db
 from lending_pipelines.db.common import audit_log
 from lending_pipelines.db.disbursement_attempts import SUBMITTER_LOCK
 from lending_pipelines.resources.mpesa import MpesaClient
 from lending_pipelines.settings import get_settings
+from lending_pipelines.workflows.loans.disbursement import Disburser
+from lending_pipelines.workflows.loans.rules import DisbursementRules
 from tests.loans_world import *  # noqa: F403
 
 
@@ -179,7 +180,11 @@ def test_two_submission_steps_running_at_once_send_one_b2c_per_loan_and_charge_o
     def submit():
         start.wait()
         with Disburser(
-            world.engine, world.box, world.fineract, world.resources()["mpesa"], get_settings()
+            world.engine,
+            world.box,
+            world.fineract,
+            world.resources()["mpesa"],
+            DisbursementRules.from_settings(get_settings()),
         ) as disburser:
             return disburser.submit_due()
 

@@ -9,14 +9,14 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from lending_pipelines.assets.loans import (
+from lending_pipelines.assets.loans.checks import (
     disbursement_success_rate,
     new_loans_tracked_recently,
     no_partner_failing_for_an_hour,
     no_stuck_disbursements,
     polling_success_rate,
 )
-from lending_pipelines.assets.loans_automation import (
+from lending_pipelines.assets.loans.jobs import (
     disbursement_retry_schedule,
     loan_polling_schedule,
 )
@@ -179,7 +179,11 @@ def add_attempts(world, partner: str, results: list[tuple[int, bool]]) -> None:
 
 def evaluate(check, world) -> dg.AssetCheckResult:
     resources = world.resources()
-    return check(database=resources["database"], alerts=resources["alerts"])
+    return check(
+        database=resources["database"],
+        alerts=resources["alerts"],
+        loans_config=resources["loans_config"],
+    )
 
 
 def test_polling_error_rate_above_10_percent_fails_and_alerts(world):

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import sqlalchemy as sa
 
-from lending_pipelines.assets.loans_automation import disbursement_retry_schedule
+from lending_pipelines.assets.loans.jobs import disbursement_retry_schedule
 from lending_pipelines.db import loans as loans_db
 from lending_pipelines.settings import PROJECT_ROOT, get_settings
 from tests.loans_world import *  # noqa: F403

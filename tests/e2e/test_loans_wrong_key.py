@@ -9,11 +9,12 @@ from decimal import Decimal
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-from lending_pipelines.assets.loans_disbursement import Disburser
 from lending_pipelines.crypto import SecretBox
 from lending_pipelines.db import loans as loans_db
 from lending_pipelines.db.loans import PartnerSetup
 from lending_pipelines.settings import get_settings
+from lending_pipelines.workflows.loans.disbursement import Disburser
+from lending_pipelines.workflows.loans.rules import DisbursementRules
 from tests.loans_world import *  # noqa: F403
 from tests.loans_world import SENT_ALERTS
 
@@ -75,7 +76,8 @@ def test_recording_in_fineract_skips_the_unreadable_partner_and_records_the_othe
 
     settings = get_settings()
     with Disburser(world.engine, SecretBox.from_settings(settings), world.fineract,
-                   world.resources()["mpesa"], settings) as disburser:  # fmt: skip
+                   world.resources()["mpesa"],
+                   DisbursementRules.from_settings(settings)) as disburser:  # fmt: skip
         counts = disburser.record_in_fineract()
 
     assert counts["recorded"] == 1 and counts["credentials_unreadable"] == 1

@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "lending_pipelines"
 LAYERS = {
     "workflows/payouts": ("lending_pipelines.assets", "lending_pipelines.resources", "dagster"),
     "workflows/escrow": ("lending_pipelines.assets", "lending_pipelines.resources", "dagster"),
+    "workflows/loans": ("lending_pipelines.assets", "lending_pipelines.resources", "dagster"),
     "partners/stripe": (
         "lending_pipelines.assets",
         "lending_pipelines.resources",
@@ -23,6 +24,20 @@ LAYERS = {
         "dagster",
     ),
     "partners/blnk": (
+        "lending_pipelines.assets",
+        "lending_pipelines.resources",
+        "lending_pipelines.workflows",
+        "lending_pipelines.db",
+        "dagster",
+    ),
+    "partners/fineract": (
+        "lending_pipelines.assets",
+        "lending_pipelines.resources",
+        "lending_pipelines.workflows",
+        "lending_pipelines.db",
+        "dagster",
+    ),
+    "partners/mpesa": (
         "lending_pipelines.assets",
         "lending_pipelines.resources",
         "lending_pipelines.workflows",
@@ -43,23 +58,38 @@ LAYERS = {
         "lending_pipelines.partners",
         "dagster",
     ),
+    "db/loans": (
+        "lending_pipelines.assets",
+        "lending_pipelines.resources",
+        "lending_pipelines.workflows",
+        "dagster",
+    ),
     "db/rate_limit.py": ("lending_pipelines.resources", "dagster"),
     "assets/payouts": ("lending_pipelines.sensors",),
     "assets/escrow": ("lending_pipelines.sensors",),
+    "assets/loans": ("lending_pipelines.sensors",),
 }
 SHAPED = [
     "assets/payouts",
     "assets/escrow",
+    "assets/loans",
     "workflows/payouts",
     "workflows/escrow",
     "partners/stripe",
     "partners/blnk",
+    "workflows/loans",
+    "partners/fineract",
+    "partners/mpesa",
     "db/payouts",
     "db/escrow",
+    "db/loans",
     "resources/stripe_connect.py",
     "resources/blnk.py",
     "resources/payouts_config.py",
     "resources/escrow_config.py",
+    "resources/fineract.py",
+    "resources/loans_config.py",
+    "resources/mpesa.py",
 ]
 
 
@@ -105,7 +135,7 @@ def test_no_module_of_payouts_and_escrow_is_over_about_400_lines(part):
     assert all(lines <= 420 for lines in sizes.values()), sizes
 
 
-@pytest.mark.parametrize("workflow", ["payouts", "escrow"])
+@pytest.mark.parametrize("workflow", ["payouts", "escrow", "loans"])
 def test_a_workflow_package_exports_its_definitions(workflow):
     import importlib
 
@@ -148,7 +178,8 @@ def test_the_payouts_and_escrow_definitions_use_no_deprecated_dagster_call():
             "-W",
             "error::DeprecationWarning",
             "-c",
-            "import lending_pipelines.assets.payouts, lending_pipelines.assets.escrow",
+            "import lending_pipelines.assets.payouts, lending_pipelines.assets.escrow, "
+            "lending_pipelines.assets.loans",
         ],
         capture_output=True,
         text=True,

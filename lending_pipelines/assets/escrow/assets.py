@@ -21,6 +21,7 @@ from ...resources.database import DatabaseResource
 from ...resources.escrow_config import EscrowConfig
 from ...workflows.escrow.auto_deduct import run_auto_deduct
 from ...workflows.escrow.release import release_escrows
+from ..platform_tables import ESCROWS_TABLE
 from .checks import check_releases, check_repayments
 from .common import GROUP, OWNERS, RETRY, fail_on_errors, report_metadata, run_actor
 from .partitions import ESCROW_DAYS, TIMEZONE, release_cutoff
@@ -30,6 +31,7 @@ from .partitions import ESCROW_DAYS, TIMEZONE, release_cutoff
 
 @dg.asset(
     partitions_def=ESCROW_DAYS,
+    deps=[ESCROWS_TABLE],
     group_name=GROUP,
     kinds={"blnk", "postgres"},
     owners=OWNERS,

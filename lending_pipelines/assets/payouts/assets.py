@@ -31,6 +31,7 @@ from ...workflows.payouts.processing import (
     STOP_RUN_KINDS,
     refresh_connect_accounts,
 )
+from ..platform_tables import CREATORS_TABLE
 from .common import GROUP, OWNERS, POOL, RETRY, money, outcomes_table, stripe_limiter
 from .ops import finalize_payout_batch, pay_payout_chunks, plan_payout_workers
 from .partitions import payout_date_of, payout_partitions
@@ -40,6 +41,7 @@ from .partitions import payout_date_of, payout_partitions
 
 @dg.asset(
     partitions_def=payout_partitions,
+    deps=[CREATORS_TABLE],
     group_name=GROUP,
     owners=OWNERS,
     kinds={"postgres", "stripe"},

@@ -23,15 +23,15 @@ from datetime import UTC, datetime
 import httpx
 import sqlalchemy as sa
 
-from ..crypto import SecretBox
-from ..db import loans as loans_db
-from ..db.fineract_records import record_listing
-from ..db.loans import Partner, PollOutcome
-from ..resources.fineract import (
+from ...crypto import SecretBox
+from ...db import loans as loans_db
+from ...db.fineract_records import record_listing
+from ...db.loans import Partner, PollOutcome
+from ...partners.fineract import (
     BadLoanRecord,
+    FineractClients,
     FineractError,
     FineractLoan,
-    FineractResource,
     LoanStatusId,
 )
 
@@ -89,7 +89,7 @@ class PollingCycle:
 
 async def _poll_one(
     partner: Partner,
-    fineract: FineractResource,
+    fineract: FineractClients,
     tls: ssl.SSLContext,
     gate: asyncio.Semaphore,
     timeout_seconds: float,
@@ -105,7 +105,7 @@ async def _poll_one(
 
 async def _fetch(
     partner: Partner,
-    fineract: FineractResource,
+    fineract: FineractClients,
     tls: ssl.SSLContext,
     gate: asyncio.Semaphore,
     timeout_seconds: float,
@@ -162,7 +162,7 @@ async def _fetch(
 
 async def poll_partners(
     partners: Sequence[Partner],
-    fineract: FineractResource,
+    fineract: FineractClients,
     *,
     concurrency: int,
     timeout_seconds: float,
@@ -182,7 +182,7 @@ async def poll_partners(
 def run_polling_cycle(
     engine: sa.Engine,
     box: SecretBox,
-    fineract: FineractResource,
+    fineract: FineractClients,
     *,
     concurrency: int,
     timeout_seconds: float,

@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from ..db import disbursement_results as results_db
-from ..db import inbound
-from ..domain.disbursement import judge_status_answer
-from ..resources.mpesa import MpesaPayloadError, MpesaResult, parse_result_callback
-from ..settings import Settings
+from ...db import disbursement_results as results_db
+from ...db import inbound
+from ...domain.disbursement import judge_status_answer
+from ...partners.mpesa import MpesaPayloadError, MpesaResult, parse_result_callback
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ def _status_answer(plan: _Plan, target: sa.Row, result: MpesaResult) -> str:
 
 
 def apply_callbacks(
-    engine: sa.Engine, settings: Settings, *, run_id: str | None = None, limit: int = 500
+    engine: sa.Engine, not_found_gap_minutes: int, *, run_id: str | None = None, limit: int = 500
 ) -> CallbackReport:
     """Apply stored M-Pesa callbacks in one transaction: the events stay locked until their
     effect is committed, so each applies exactly once."""
@@ -160,7 +159,7 @@ def apply_callbacks(
         for row in results_db.settle(conn, plan.settlements, run_id=run_id):
             applied[row.status] += 1
         resent = results_db.record_not_found(
-            conn, plan.not_found, settings.disbursement_not_found_gap_minutes, run_id=run_id
+            conn, plan.not_found, not_found_gap_minutes, run_id=run_id
         )
         applied["resend_scheduled"] += len(resent)
         results_db.record_query_errors(conn, plan.query_errors)

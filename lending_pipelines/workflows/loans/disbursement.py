@@ -19,37 +19,35 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from ..crypto import SecretBox
-from ..db import disbursement_attempts as attempts_db
-from ..db import disbursement_results as results_db
-from ..db import loans as loans_db
-from ..db.loans import OpenDisbursement, Partner
-from ..domain.disbursement import (
+from ...crypto import SecretBox
+from ...db import disbursement_attempts as attempts_db
+from ...db import disbursement_results as results_db
+from ...db import loans as loans_db
+from ...db.loans import OpenDisbursement, Partner
+from ...domain.disbursement import (
     DisbursementRuleError,
     b2c_amount,
     next_attempt_at,
     originator_conversation_id,
 )
-from ..domain.phone import InvalidPhoneError, normalise_msisdn
-from ..resources.fineract import FineractClient, FineractError, FineractResource, LoanStatusId
-from ..resources.mpesa import (
+from ...domain.phone import InvalidPhoneError, normalise_msisdn
+from ...partners.fineract import FineractClient, FineractClients, FineractError, LoanStatusId
+from ...partners.mpesa import (
     MpesaAuthError,
     MpesaClient,
+    MpesaClients,
     MpesaDuplicateRequestError,
     MpesaError,
     MpesaFinalError,
-    MpesaResource,
 )
-from ..settings import Settings
-from .loans_results import CallbackReport, apply_callbacks
+from .fineract_record import record_in_fineract
+from .results import CallbackReport, apply_callbacks
+from .rules import DisbursementRules
 
 log = logging.getLogger(__name__)
-
-NOT_DISBURSABLE = "error.msg.loan.disbursal.account.is.not.approve.not.disbursed.state"
 
 
 class DisbursementConfigError(RuntimeError):
@@ -65,9 +63,9 @@ def _jitter(request_id: int) -> float:
 class Disburser:
     engine: sa.Engine
     box: SecretBox
-    fineract: FineractResource
-    mpesa: MpesaResource
-    settings: Settings
+    fineract: FineractClients
+    mpesa: MpesaClients
+    rules: DisbursementRules
     run_id: str | None = None
     # Problems a person must look at (one per incident), for the caller to alert on.
     alarms: list[str] = field(default_factory=list)
@@ -120,8 +118,8 @@ class Disburser:
         return next_attempt_at(
             datetime.now(UTC),
             attempts,
-            base_seconds=self.settings.disbursement_backoff_seconds,
-            cap_seconds=self.settings.disbursement_backoff_seconds * 64,
+            base_seconds=self.rules.backoff_seconds,
+            cap_seconds=self.rules.backoff_seconds * 64,
             rand=_jitter(request_id),
         )
 
@@ -153,9 +151,7 @@ class Disburser:
                     "no M-Pesa ResultURL configured (LENDING_WEBHOOKS_URL + "
                     "LENDING_MPESA_CALLBACK_TOKEN): results could never arrive, nothing is sent"
                 )
-            if not attempts_db.try_lock_submitter(
-                session, self.settings.disbursement_submitter_wait_seconds
-            ):
+            if not attempts_db.try_lock_submitter(session, self.rules.submitter_wait_seconds):
                 counts["submitter_busy"] += 1
                 return counts
             try:
@@ -289,17 +285,17 @@ class Disburser:
     # --- results -------------------------------------------------------------------------
 
     def apply_callbacks(self, limit: int = 500) -> CallbackReport:
-        """Apply stored M-Pesa callbacks (see loans_results.py): hints and confirmed answers."""
-        return apply_callbacks(self.engine, self.settings, run_id=self.run_id, limit=limit)
+        """Apply stored M-Pesa callbacks (see results.py): hints and confirmed answers."""
+        return apply_callbacks(
+            self.engine, self.rules.not_found_gap_minutes, run_id=self.run_id, limit=limit
+        )
 
     # --- reconciliation and retries ------------------------------------------------------
 
     def reconcile(self, *, hinted_only: bool = False, limit: int = 500) -> Counter[str]:
         """Ask M-Pesa about open requests a callback hinted at and (unless `hinted_only`) those
         without an answer in time. Never sends a payment."""
-        cutoff = datetime.now(UTC) - timedelta(
-            minutes=self.settings.disbursement_reconcile_after_minutes
-        )
+        cutoff = datetime.now(UTC) - timedelta(minutes=self.rules.reconcile_after_minutes)
         with self.engine.begin() as conn:
             due = results_db.due_reconciliations(conn, cutoff, hinted_only=hinted_only, limit=limit)
         counts: Counter[str] = Counter()
@@ -344,7 +340,7 @@ class Disburser:
         """Known-failed retryable requests whose backoff has passed start a new attempt; those
         that used every attempt stop for good (and are reported)."""
         now = datetime.now(UTC)
-        maximum = self.settings.disbursement_max_attempts
+        maximum = self.rules.max_attempts
         with self.engine.begin() as conn:
             failures = loans_db.retryable_failures(conn)
             exhausted = [row.id for row in failures if row.attempts >= maximum]
@@ -362,87 +358,13 @@ class Disburser:
         return next_attempt_at(
             failed_at,
             attempts,
-            base_seconds=self.settings.disbursement_backoff_seconds,
-            cap_seconds=self.settings.disbursement_backoff_seconds * 64,
+            base_seconds=self.rules.backoff_seconds,
+            cap_seconds=self.rules.backoff_seconds * 64,
             rand=_jitter(request_id),
         )
 
     # --- Fineract ------------------------------------------------------------------------
 
     def record_in_fineract(self, limit: int = 500) -> Counter[str]:
-        """Record every confirmed, unrecorded disbursement in Fineract (disburse command with
-        the transaction externalId `mpesa-<receipt>`). The Idempotency-Key makes a repeat a
-        replay. A loan Fineract already shows disbursed counts as recorded only when one of its
-        transactions carries our externalId; otherwise someone disbursed it another way: the
-        request is held for a person and an alert goes out (`alarms`)."""
-        with self.engine.begin() as conn:
-            rows = loans_db.succeeded_unrecorded(conn, limit)
-        counts: Counter[str] = Counter()
-        if not rows:
-            return counts
-        partners = self._partners(row.partner_id for row in rows)
-        today = datetime.now(ZoneInfo(self.settings.loans_timezone)).date()
-        for row in rows:
-            partner = partners[row.partner_id]
-            if partner.config_error:  # alerted per partner by the polling step; others go on
-                log.warning(
-                    "Fineract record of request %s skipped: %s", row.id, partner.config_error
-                )
-                counts["credentials_unreadable"] += 1
-                continue
-            client = self._fineract_for(partner)
-            external_id = f"mpesa-{row.mpesa_transaction_id}"
-            try:
-                result = client.disburse(
-                    row.fineract_loan_id,
-                    on=today,
-                    reference=row.mpesa_transaction_id,
-                    transaction_external_id=external_id,
-                    receipt_number=row.mpesa_transaction_id,
-                    note=f"Disbursed via M-Pesa B2C, transaction {row.mpesa_transaction_id}",
-                )
-                transaction_id = result.sub_resource_id
-            except FineractError as exc:
-                verdict = (
-                    self._already_recorded(client, row, external_id)
-                    if NOT_DISBURSABLE in exc.error_codes
-                    else None
-                )
-                if verdict == "ours":
-                    transaction_id = None
-                elif verdict == "other":
-                    problem = (
-                        f"partner {row.partner_id!r} loan {row.fineract_loan_id} is already "
-                        f"disbursed in Fineract, but no transaction carries externalId "
-                        f"{external_id!r}: it was disbursed another way while M-Pesa paid "
-                        f"{row.mpesa_transaction_id} (disbursement request {row.id})"
-                    )
-                    with self.engine.begin() as conn:
-                        loans_db.mark_fineract_error(conn, row.id, problem)
-                        flagged = results_db.flag_for_review(
-                            conn, [(row.id, problem)], run_id=self.run_id
-                        )
-                    self.alarms.extend(reason for _, reason in flagged)
-                    counts["needs_review"] += 1
-                    continue
-                else:
-                    with self.engine.begin() as conn:
-                        loans_db.mark_fineract_error(conn, row.id, str(exc))
-                    counts["fineract_error"] += 1
-                    continue
-            with self.engine.begin() as conn:
-                loans_db.mark_recorded_in_fineract(conn, row.id, transaction_id)
-            counts["recorded"] += 1
-        return counts
-
-    @staticmethod
-    def _already_recorded(client: FineractClient, row: sa.Row, external_id: str) -> str | None:
-        """ "ours" when the loan is active with our disbursement transaction, "other" when it is
-        active without it, None when that cannot be told now."""
-        try:
-            if client.get_loan(row.fineract_loan_id).status.id < LoanStatusId.ACTIVE:
-                return None
-            ids = client.loan_transaction_external_ids(row.fineract_loan_id)
-        except FineractError:
-            return None
-        return "ours" if external_id in ids else "other"
+        """Record every confirmed, unrecorded disbursement in Fineract (see fineract_record.py)."""
+        return record_in_fineract(self, limit)
