@@ -176,3 +176,15 @@ def test_every_step_that_calls_a_partners_money_api_runs_in_its_pool():
     }
     assert wrong == {}
     assert {node.pool for node in steps.values() if node.pool} <= set(POOL_LIMITS)
+
+
+def test_every_workflow_asset_with_a_cadence_has_a_freshness_policy():
+    graph = defs.resolve_asset_graph()
+    stale_unwatched = [
+        key.to_user_string()
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).is_executable
+        and graph.get(key).group_name in {"loans", "payouts", "escrow"}
+        and graph.get(key).freshness_policy is None
+    ]
+    assert stale_unwatched == []
