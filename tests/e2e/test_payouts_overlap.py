@@ -163,17 +163,20 @@ def _implicit_asset_job(resources: dict):
     return defs.resolve_implicit_global_asset_job_def()
 
 
-def _materialize_partition(db_url: str, sandbox_url: str, partition: str, go, results) -> None:
-    """One backfill run of one partition, in its own process."""
+def _partition_worker(db_url: str, sandbox_url: str, partition: str, gate, orders, results):
+    """One backfill "run" per order, for one partition, in its own long-lived process (the code
+    location is imported once; each repetition is a fresh run of the implicit asset job)."""
     from lending_pipelines.settings import get_settings
 
     get_settings.cache_clear()
     job = _implicit_asset_job(payout_resources(db_url, _sandbox_at(sandbox_url)))
-    go.wait(60)
-    result = job.execute_in_process(
-        partition_key=partition, instance=DagsterInstance.ephemeral(), raise_on_error=False
-    )
-    results.put((partition, result.success))
+    results.put(("ready", partition))
+    while orders.get() is not None:
+        gate.wait(60)  # the three runs start together
+        result = job.execute_in_process(
+            partition_key=partition, instance=DagsterInstance.ephemeral(), raise_on_error=False
+        )
+        results.put((partition, result.success))
 
 
 def test_three_payout_dates_backfilled_at_once_pay_each_token_once(
@@ -182,25 +185,40 @@ def test_three_payout_dates_backfilled_at_once_pay_each_token_once(
     sandbox,
     payout_settings,  # noqa: F811
 ):
-    """The full Dagster path once: three processes, each one run of the implicit asset job for
-    one partition (eligible_creators → payout_batch + its blocking checks → payout_transfers),
-    started together against the shared database and sandbox."""
-    _make_world(db, sandbox, accounts_ready=False)
-    go, results = SPAWN.Event(), SPAWN.Queue()
+    """The full Dagster path, 20 times: three processes, each running the implicit asset job
+    (eligible_creators → payout_batch + its blocking checks → payout_transfers) for its own
+    partition, started together against the shared database and sandbox — what a UI backfill
+    of three dates does, without our serial tag. Each repetition starts from a fresh world."""
+    gate = SPAWN.Barrier(len(PARTITIONS))
+    orders = [SPAWN.Queue() for _ in PARTITIONS]
+    results = SPAWN.Queue()
     children = [
         SPAWN.Process(
-            target=_materialize_partition, args=(db_url, sandbox.base_url, p, go, results)
+            target=_partition_worker,
+            args=(db_url, sandbox.base_url, partition, gate, queue, results),
         )
-        for p in PARTITIONS
+        for partition, queue in zip(PARTITIONS, orders, strict=True)
     ]
     for child in children:
         child.start()
-    go.set()
-    outcomes = dict(results.get(timeout=240) for _ in children)
-    for child in children:
-        child.join(30)
-    assert outcomes == dict.fromkeys(PARTITIONS, True)
-    assert_each_token_paid_once(db, sandbox, "three runs")
+    try:
+        assert {results.get(timeout=240) for _ in children} == {("ready", p) for p in PARTITIONS}
+        for repetition in range(REPETITIONS):
+            truncate_all(db)
+            sandbox.reset()
+            _make_world(db, sandbox, accounts_ready=False)
+            for queue in orders:
+                queue.put(repetition)
+            outcomes = dict(results.get(timeout=120) for _ in children)
+            assert outcomes == dict.fromkeys(PARTITIONS, True), f"repetition {repetition}"
+            assert_each_token_paid_once(db, sandbox, f"three runs, repetition {repetition}")
+    finally:
+        for queue in orders:
+            queue.put(None)
+        for child in children:
+            child.join(30)
+            if child.is_alive():
+                child.kill()
 
 
 def test_three_payout_dates_backfilled_as_one_sequence_pay_each_token_once(
