@@ -26,9 +26,9 @@ from dagster_dbt import (
 )
 
 from ..analytics_dbt import ANALYTICS_SCHEMA, analytics_project, dbt_env, dbt_environ, dbt_vars
-from ..db.flags import flag_enabled
 from ..db.privacy import phone_number_findings
 from ..instance import serial_tags
+from ..kill_switch import automation_paused
 from ..resources.database import DatabaseResource
 from ..settings import get_settings
 from .metadata import markdown_table
@@ -162,9 +162,9 @@ analytics_refresh_job = dg.define_asset_job(
     "auto-deduct runs.",
 )
 def analytics_daily_refresh(context: dg.ScheduleEvaluationContext, database: DatabaseResource):
-    with database.begin() as conn:
-        if not flag_enabled(conn, "CRON_ENABLED", get_settings()):
-            return dg.SkipReason("CRON_ENABLED is off (environment or lending.feature_flags)")
+    paused = automation_paused(database)
+    if paused:
+        return paused
     day = (context.scheduled_execution_time or datetime.now(UTC)).strftime("%Y-%m-%d")
     return dg.RunRequest(run_key=f"{JOB_NAME}:{day}")
 
