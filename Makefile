@@ -21,13 +21,13 @@ dev: install
 # Tests and benchmarks are dev mode: the embedded PostgreSQL and dev secrets may be used.
 test: export LENDING_DEV_MODE = true
 test: install
-	$(UV) run --frozen ruff check lending_pipelines tests bench
+	$(UV) run --frozen ruff check lending_pipelines lending_dev tests bench
 	$(UV) run --frozen dg check defs
 	$(UV) run --frozen pytest
 
 lint: install
-	$(UV) run --frozen ruff check lending_pipelines tests bench
-	$(UV) run --frozen ruff format --check lending_pipelines tests bench
+	$(UV) run --frozen ruff check lending_pipelines lending_dev tests bench
+	$(UV) run --frozen ruff format --check lending_pipelines lending_dev tests bench
 
 bench: export LENDING_DEV_MODE = true
 bench: install

@@ -27,20 +27,20 @@ import uuid
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from lending_dev.sandbox.server import free_port
 from lending_pipelines.assets.loans_polling import run_polling_cycle
 from lending_pipelines.crypto import SecretBox
 from lending_pipelines.db import loans as loans_db
 from lending_pipelines.db import migrate
 from lending_pipelines.db.server import drop_database, ensure_database, server_url
 from lending_pipelines.resources.fineract import FineractResource
-from lending_pipelines.sandbox.server import free_port
 from lending_pipelines.settings import Settings
 
 
 def serve_sandbox(port: int, partners: int, loans: int, latency_ms: int) -> None:
     import uvicorn
 
-    from lending_pipelines.sandbox.app import build_app
+    from lending_dev.sandbox.app import build_app
 
     tenants = [
         {"id": f"p{n:02d}", "password": f"pw{n}", "loans": loans, "invalid_phone_every": 0}
