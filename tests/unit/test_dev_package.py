@@ -101,6 +101,17 @@ def test_dev_commands_without_the_dev_tooling_say_it_is_a_production_install():
         assert "production install" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_the_dev_tooling_is_importable_from_the_dev_environment_outside_the_checkout(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", "import lending_dev.supervisor, lending_dev.sandbox.app"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def test_the_wheel_ships_the_code_location_and_none_of_the_dev_tooling(tmp_path):
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     result = subprocess.run(
