@@ -21,7 +21,7 @@ dev: install
 # Tests and benchmarks are dev mode: the embedded PostgreSQL and dev secrets may be used.
 test: export LENDING_DEV_MODE = true
 test: install
-	$(UV) run --frozen ruff check lending_pipelines tests bench
+	$(UV) run --frozen ruff check lending_pipelines lending_dev tests bench
 	$(UV) run --frozen dg check defs
 	$(UV) run --frozen pytest
 
@@ -31,8 +31,8 @@ snapshot: install
 	LENDING_UPDATE_SNAPSHOT=1 $(UV) run --frozen pytest -n0 -q tests/test_definitions_snapshot.py
 
 lint: install
-	$(UV) run --frozen ruff check lending_pipelines tests bench
-	$(UV) run --frozen ruff format --check lending_pipelines tests bench
+	$(UV) run --frozen ruff check lending_pipelines lending_dev tests bench
+	$(UV) run --frozen ruff format --check lending_pipelines lending_dev tests bench
 
 bench: export LENDING_DEV_MODE = true
 bench: install

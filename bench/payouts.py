@@ -31,6 +31,7 @@ from decimal import Decimal
 import httpx
 import sqlalchemy as sa
 
+from lending_dev.sandbox.server import free_port
 from lending_pipelines.db import migrate
 from lending_pipelines.db import payouts as payouts_db
 from lending_pipelines.db.rate_limit import PostgresRateLimiter
@@ -43,7 +44,6 @@ from lending_pipelines.domain.payouts import (
     evaluate_creator,
 )
 from lending_pipelines.resources.stripe_connect import StripeConnectResource
-from lending_pipelines.sandbox.server import free_port
 from lending_pipelines.settings import Settings
 from lending_pipelines.workflows.payouts.processing import run_chunk_worker
 
@@ -243,7 +243,7 @@ def bench_eligibility(settings: Settings, creators: int, entries: int) -> tuple[
 def serve_sandbox(port: int, accounts: int, limit: int) -> None:
     import uvicorn
 
-    from lending_pipelines.sandbox.app import build_app
+    from lending_dev.sandbox.app import build_app
 
     app = build_app(
         {

@@ -28,12 +28,12 @@ import uuid
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from lending_dev.sandbox.server import free_port
 from lending_pipelines.crypto import SecretBox
 from lending_pipelines.db import loans as loans_db
 from lending_pipelines.db import migrate
 from lending_pipelines.db.server import drop_database, ensure_database, server_url
 from lending_pipelines.resources.fineract import FineractResource
-from lending_pipelines.sandbox.server import free_port
 from lending_pipelines.settings import Settings
 from lending_pipelines.workflows.loans.polling import run_polling_cycle
 
@@ -41,7 +41,7 @@ from lending_pipelines.workflows.loans.polling import run_polling_cycle
 def serve_sandbox(port: int, partners: int, loans: int, latency_ms: int) -> None:
     import uvicorn
 
-    from lending_pipelines.sandbox.app import build_app
+    from lending_dev.sandbox.app import build_app
 
     tenants = [
         {"id": f"p{n:02d}", "password": f"pw{n}", "loans": loans, "invalid_phone_every": 0}

@@ -2,6 +2,7 @@
 
 lending dev                 database + migrations + seed + sandbox + receiver + dagster dev
 lending sandbox             the partner-API sandbox (LENDING_SANDBOX_URL's port)
+(dev, sandbox and seed are dev tooling from the lending_dev package, not in the wheel)
 lending webhooks            the callback receiver (--host/--port, plain HTTP behind a TLS proxy)
 lending db upgrade|downgrade|current|url
 lending seed                idempotent demo data
@@ -13,34 +14,38 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
-import time
-from pathlib import Path
-from urllib.parse import urlsplit
 
-from .devmode import enter_dev_mode, fill_dev_secrets
-from .settings import PROJECT_ROOT, Settings, SettingsError, get_settings
+from .settings import SettingsError, get_settings
 
 DAGSTER_PORT = 3000
 
 
-def _port(url: str) -> int:
-    return urlsplit(url).port or 80
+def _dev_tooling(command: str):
+    """The dev tooling (`lending_dev.supervisor`), or None after saying why it is missing: it is
+    not in the wheel, so a production image has no sandbox, seeds or `lending dev`."""
+    try:
+        from lending_dev import supervisor
+    except ModuleNotFoundError as exc:
+        if exc.name != "lending_dev" and not (exc.name or "").startswith("lending_dev."):
+            raise
+        print(
+            f"lending {command}: the dev tooling (the lending_dev package) is not installed; "
+            "this is a production install. Run it from a source checkout (`make dev`).",
+            file=sys.stderr,
+        )
+        return None
+    return supervisor
 
 
-def _serve(app, url: str) -> None:
-    import uvicorn
-
-    uvicorn.run(app, host=urlsplit(url).hostname or "127.0.0.1", port=_port(url), log_level="info")
+def cmd_dev(args: argparse.Namespace) -> int:
+    supervisor = _dev_tooling("dev")
+    return 1 if supervisor is None else supervisor.run_dev(args.port)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from .sandbox.app import build_app
-
-    _serve(build_app(), get_settings().sandbox_url)
-    return 0
+    supervisor = _dev_tooling("sandbox")
+    return 1 if supervisor is None else supervisor.serve_sandbox()
 
 
 def cmd_webhooks(args: argparse.Namespace) -> int:
@@ -97,21 +102,8 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from .db import migrate
-    from .db.engine import get_engine
-    from .seed import seed_all
-    from .seed.loans import inject_demo_faults
-
-    fill_dev_secrets()  # demo partners' credentials are encrypted with the dev key
-    url = _operational_url()
-    migrate.upgrade(url)
-    with get_engine(url).begin() as conn:
-        seeded = seed_all(conn, get_settings())
-        faults = inject_demo_faults(conn, get_settings()) if getattr(args, "faults", False) else []
-    print("seeded:", ", ".join(seeded) or "(nothing to seed)")
-    for fault in faults:
-        print("fault injected:", fault)
-    return 0
+    supervisor = _dev_tooling("seed")
+    return 1 if supervisor is None else supervisor.seed_demo(faults=args.faults)
 
 
 def cmd_pools(args: argparse.Namespace) -> int:
@@ -149,106 +141,6 @@ def cmd_secrets(args: argparse.Namespace) -> int:
     if box.key_count > 1:
         print("every secret now reads with the first key alone: the old keys can be dropped")
     return 0
-
-
-DEV_LOCK_FILE = "dev.lock"
-
-
-def _take_dev_lock(settings: Settings):
-    """One `lending dev` per LENDING_HOME: an exclusive lock on LENDING_HOME/dev.lock, held by
-    this process and inherited by its children (the kernel drops it when the last one dies, so
-    a crash never leaves it behind). Returns the open file, or None when it is taken."""
-    import fcntl
-
-    settings.home.mkdir(parents=True, exist_ok=True)
-    lock = open(settings.home / DEV_LOCK_FILE, "a+")  # held for the life of the process
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        return None
-    return lock
-
-
-def cmd_dev(args: argparse.Namespace) -> int:
-    from .db.server import dagster_storage_url
-    from .instance import apply_pool_limits, fail_orphaned_runs, write_instance_config
-
-    env = enter_dev_mode()
-    settings = get_settings()
-    lock = _take_dev_lock(settings)
-    if lock is None:
-        print(
-            f"lending dev: another `lending dev` is running on LENDING_HOME={settings.home}; "
-            "stop it first (Ctrl-C in its terminal)",
-            file=sys.stderr,
-        )
-        return 1
-    where = settings.pg_data_dir if not settings.database_url else "LENDING_DATABASE_URL"
-    print(f"lending dev: database {where}")
-    cmd_seed(args)  # migrates, then seeds; this process holds the embedded server open
-    env["LENDING_DAGSTER_STORAGE_URL"] = os.environ["LENDING_DAGSTER_STORAGE_URL"] = (
-        dagster_storage_url(settings)
-    )
-    env["DAGSTER_HOME"] = str(settings.dagster_home)
-    write_instance_config(settings.dagster_home)
-    # Dagster is not running on this home yet (we hold the lock): a run still in flight was
-    # left by a crash and would block its job for ever through the one-at-a-time tag.
-    orphaned = fail_orphaned_runs(settings.dagster_home)
-    if orphaned:
-        print(f"lending dev: marked {len(orphaned)} run(s) left in flight by a crash as failed")
-    apply_pool_limits(settings.dagster_home)
-
-    bin_dir = Path(sys.executable).parent
-    commands = {
-        "sandbox": [sys.executable, "-m", "lending_pipelines.cli", "sandbox"],
-        # In dev the receiver's public URL is its local address (no proxy): bind its port.
-        "webhooks": [
-            *[sys.executable, "-m", "lending_pipelines.cli", "webhooks"],
-            *["--host", "127.0.0.1"],
-            *["--port", str(urlsplit(settings.webhooks_url).port or settings.webhooks_port)],
-        ],
-        "dagster": [str(bin_dir / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(args.port)],
-    }
-    children = {
-        name: subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, pass_fds=(lock.fileno(),))
-        for name, cmd in commands.items()
-    }
-    print(
-        f"lending dev: sandbox {settings.sandbox_url}, receiver {settings.webhooks_url}, "
-        f"Dagster UI http://127.0.0.1:{args.port} (Ctrl-C stops everything)"
-    )
-    stopping = False
-
-    def stop(signum, frame) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    exit_code = 0
-    while not stopping:
-        for name, child in children.items():
-            if child.poll() is not None:
-                print(f"lending dev: {name} exited with code {child.returncode}; stopping")
-                exit_code = child.returncode or 1
-                stopping = True
-        time.sleep(0.5)
-    _stop_children(children.values())
-    return exit_code
-
-
-def _stop_children(children, grace_seconds: float = 15.0) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + grace_seconds
-    for child in children:
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
 
 
 def parser() -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ from .resources.payouts_config import PayoutsConfig
 from .resources.stripe_connect import StripeConnectResource
 from .resources.whatsapp import WhatsAppResource
 from .settings import Settings
-from .webhooks.app import mpesa_callback_url
+from .webhooks.urls import mpesa_callback_url
 
 BLNK_API_KEY_ENV = "LENDING_BLNK_API_KEY"
 STRIPE_API_KEY_ENV = "LENDING_STRIPE_API_KEY"

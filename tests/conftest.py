@@ -22,12 +22,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from lending_dev.sandbox.app import build_app
+from lending_dev.sandbox.server import BackgroundServer
 from lending_pipelines.db import migrate
 from lending_pipelines.db.meta import SCHEMA
 from lending_pipelines.db.server import drop_database, ensure_database, server_url
 from lending_pipelines.resources.database import DatabaseResource
-from lending_pipelines.sandbox.app import build_app
-from lending_pipelines.sandbox.server import BackgroundServer
 from lending_pipelines.settings import Settings
 
 

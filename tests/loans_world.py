@@ -15,6 +15,8 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from lending_dev.sandbox.mpesa import DEFAULT_APPS
+from lending_dev.sandbox.server import BackgroundServer
 from lending_pipelines.assets.loans.assets import LOANS_ASSETS
 from lending_pipelines.assets.loans.checks import LOANS_ASSET_CHECKS
 from lending_pipelines.assets.loans.jobs import LOANS_JOBS, LOANS_SCHEDULES
@@ -27,8 +29,6 @@ from lending_pipelines.resources.database import DatabaseResource
 from lending_pipelines.resources.fineract import FineractResource
 from lending_pipelines.resources.loans_config import LoansConfig
 from lending_pipelines.resources.mpesa import TOKEN_CACHE, MpesaResource
-from lending_pipelines.sandbox.mpesa import DEFAULT_APPS
-from lending_pipelines.sandbox.server import BackgroundServer
 from lending_pipelines.sensors.mpesa_results import LOANS_RESULT_SENSORS
 from lending_pipelines.sensors.run_failures import loans_run_failure_alert
 from lending_pipelines.settings import get_settings

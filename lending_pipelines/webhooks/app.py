@@ -30,7 +30,7 @@ from starlette.routing import Route
 from ..db.engine import get_engine
 from ..db.inbound import store_event
 from ..db.server import operational_url
-from ..settings import Settings, get_settings
+from ..settings import get_settings
 from .access_log import RedactedAccessLog
 from .config import TWILIO_AUTH_TOKEN_ENV, ReceiverConfig, ReceiverConfigError
 from .limits import CloseAfterRefusal
@@ -38,6 +38,7 @@ from .mpesa import MPESA_CALLBACK_KINDS, mpesa_event_id, mpesa_route
 from .signatures import STRIPE_SIGNATURE_TOLERANCE_SECONDS
 from .stripe_events import stripe_route
 from .twilio_status import twilio_route
+from .urls import mpesa_callback_url
 
 __all__ = [
     "MPESA_CALLBACK_KINDS",
@@ -49,13 +50,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-def mpesa_callback_url(settings: Settings, kind: str = "result") -> str:
-    """The ResultURL / QueueTimeOutURL to give Daraja."""
-    if not settings.mpesa_callback_token:
-        raise ReceiverConfigError("LENDING_MPESA_CALLBACK_TOKEN is not set")
-    return f"{settings.webhooks_url}/mpesa/{settings.mpesa_callback_token}/{kind}"
 
 
 def _given(value, default):

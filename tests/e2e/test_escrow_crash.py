@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from lending_dev.seed.escrow import ESCROW_POOL, WHOLESALERS, wallet_balance_id
 from lending_pipelines.assets.escrow.partitions import TIMEZONE
 from lending_pipelines.db.escrow import escrow_releases, release_integrity_problems, repayments
-from lending_pipelines.seed.escrow import ESCROW_POOL, WHOLESALERS, wallet_balance_id
 from lending_pipelines.settings import PROJECT_ROOT
 from tests.e2e import test_escrow_workflow as workflow
 from tests.e2e.test_escrow_workflow import debts, escrow_status, ledger, run_job

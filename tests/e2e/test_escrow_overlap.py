@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import sqlalchemy as sa
 
+from lending_dev.seed.escrow import ESCROW_POOL, wallet_balance_id
 from lending_pipelines.assets.escrow.assets import auto_deductions, escrow_releases
 from lending_pipelines.assets.escrow.partitions import TIMEZONE
 from lending_pipelines.db.escrow import auto_deduct_settings, release_integrity_problems, repayments
 from lending_pipelines.resources.blnk import BlnkResource
 from lending_pipelines.resources.escrow_config import EscrowConfig
-from lending_pipelines.seed.escrow import ESCROW_POOL, wallet_balance_id
 from lending_pipelines.settings import get_settings
 from tests.e2e import test_escrow_workflow as workflow
 from tests.e2e.test_escrow_workflow import debts, escrow_status, ledger

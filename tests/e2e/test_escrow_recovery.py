@@ -12,13 +12,13 @@ import pytest
 import sqlalchemy as sa
 
 import lending_pipelines.workflows.escrow.auto_deduct as runs
+from lending_dev.seed.escrow import ESCROW_POOL, WHOLESALERS, wallet_balance_id
 from lending_pipelines.assets.escrow.assets import ESCROW_ASSETS
 from lending_pipelines.assets.escrow.jobs import ESCROW_JOBS
 from lending_pipelines.assets.escrow.partitions import TIMEZONE
 from lending_pipelines.db.escrow import auto_deduct_settings, escrows, repayments
 from lending_pipelines.resources.blnk import BlnkResource
 from lending_pipelines.resources.escrow_config import EscrowConfig
-from lending_pipelines.seed.escrow import ESCROW_POOL, WHOLESALERS, wallet_balance_id
 from lending_pipelines.settings import get_settings
 from tests.e2e import test_escrow_workflow as workflow
 from tests.e2e.test_escrow_workflow import (

@@ -15,6 +15,13 @@ import sqlalchemy as sa
 
 import lending_pipelines.workflows.escrow.auto_deduct as deduct_run
 import lending_pipelines.workflows.escrow.release as release_run
+from lending_dev.seed.escrow import (
+    ESCROW_POOL,
+    REPAYMENT_POOL,
+    WHOLESALERS,
+    seed_escrow,
+    wallet_balance_id,
+)
 from lending_pipelines.assets.escrow.assets import ESCROW_ASSETS
 from lending_pipelines.assets.escrow.jobs import (
     ESCROW_JOBS,
@@ -34,13 +41,6 @@ from lending_pipelines.db.flags import set_flag
 from lending_pipelines.resources.alerts import AlertsResource
 from lending_pipelines.resources.blnk import BlnkResource
 from lending_pipelines.resources.escrow_config import EscrowConfig
-from lending_pipelines.seed.escrow import (
-    ESCROW_POOL,
-    REPAYMENT_POOL,
-    WHOLESALERS,
-    seed_escrow,
-    wallet_balance_id,
-)
 from lending_pipelines.sensors.run_failures import RUN_FAILURE_SENSORS, escrow_run_failure_alert
 from lending_pipelines.settings import get_settings
 

@@ -19,7 +19,7 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
-from lending_pipelines.sandbox.server import free_port
+from lending_dev.sandbox.server import free_port
 from lending_pipelines.settings import PROJECT_ROOT
 
 STARTUP_BUDGET_SECONDS = 180

@@ -12,13 +12,13 @@ import httpx
 import respx
 import sqlalchemy as sa
 
+from lending_dev.seed.payouts import last_payout_date, seed_payouts
 from lending_pipelines.assets.payouts.jobs import creator_payouts_schedule, payout_retry_schedule
 from lending_pipelines.assets.payouts.partitions import payout_partitions
 from lending_pipelines.db import payouts as payouts_db
 from lending_pipelines.db.flags import set_flag
 from lending_pipelines.resources.alerts import AlertsResource
 from lending_pipelines.resources.database import DatabaseResource
-from lending_pipelines.seed.payouts import last_payout_date, seed_payouts
 from lending_pipelines.sensors.run_failures import payouts_run_failure_alert
 from tests.e2e.test_payouts_e2e import (
     assert_no_duplicate_transfers,

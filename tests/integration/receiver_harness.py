@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import httpx
 import uvicorn
 
-from lending_pipelines.sandbox.server import free_port
+from lending_dev.sandbox.server import free_port
 
 TWILIO_TOKEN = "receiver-test-twilio-auth-token-0"
 MPESA_TOKEN = "cb-token-7f3a9c-receiver-0123456789"

@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
+from lending_dev import devenv
+from lending_dev.sandbox.server import BackgroundServer, free_port
 from lending_pipelines import devmode
-from lending_pipelines.sandbox.server import BackgroundServer, free_port
 from lending_pipelines.settings import PROJECT_ROOT, get_settings
 from lending_pipelines.webhooks.app import build_app as build_receiver
 
@@ -96,8 +97,7 @@ def test_plain_dagster_dev_with_the_local_services_running_gets_the_dev_secrets_
         assert os.environ["LENDING_ENCRYPTION_KEY"] == stored["LENDING_ENCRYPTION_KEY"]
         assert settings.mpesa_callback_token == stored["LENDING_MPESA_CALLBACK_TOKEN"]
         assert (
-            os.environ["LENDING_STRIPE_API_KEY"]
-            == devmode.DEV_ENVIRONMENT["LENDING_STRIPE_API_KEY"]
+            os.environ["LENDING_STRIPE_API_KEY"] == devenv.DEV_ENVIRONMENT["LENDING_STRIPE_API_KEY"]
         )
     finally:
         get_settings.cache_clear()

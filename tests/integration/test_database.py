@@ -17,6 +17,7 @@ from lending_pipelines.db.audit import record_audit
 from lending_pipelines.db.common import audit_log, feature_flags
 from lending_pipelines.db.flags import flag_enabled, set_flag
 from lending_pipelines.db.meta import SCHEMA, metadata
+from lending_pipelines.db.payouts import VIEW_NAMES
 from lending_pipelines.db.server import drop_database, ensure_database, server_url
 from lending_pipelines.settings import Settings
 
@@ -130,3 +131,33 @@ def test_lending_database_url_points_everything_at_another_server(tmp_path):
         assert result.returncode == 0, result.stderr
     assert {"audit_log", "feature_flags", "inbound_events", "outbox"} <= _tables(rendered)
     assert not (home / "pg").exists(), "no embedded server may start when the URL is set"
+
+
+def _views(url: str) -> dict[str, str]:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT viewname, definition FROM pg_views WHERE schemaname = :schema"),
+                {"schema": SCHEMA},
+            )
+            return dict(rows.all())
+    finally:
+        engine.dispose()
+
+
+def test_the_payout_views_the_dbt_models_replaced_are_dropped_and_come_back_on_downgrade(
+    scratch_url,
+):
+    migrate.upgrade(scratch_url, "0006_payouts_overlap")
+    original = _views(scratch_url)
+    assert {"payout_batch_summary", "creator_payout_history"} <= set(original)
+
+    migrate.upgrade(scratch_url)
+    dropped = _views(scratch_url)
+    assert "payout_batch_summary" not in dropped and "creator_payout_history" not in dropped
+    assert dropped["creator_token_balances"] == original["creator_token_balances"]
+    assert set(dropped) == set(VIEW_NAMES)
+
+    migrate.downgrade(scratch_url, "0006_payouts_overlap")
+    assert _views(scratch_url) == original

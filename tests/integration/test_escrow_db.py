@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from lending_dev.sandbox.blnk import BlnkSandbox
+from lending_dev.seed.escrow import seed_escrow
 from lending_pipelines.db import migrate
 from lending_pipelines.db.common import audit_log
 from lending_pipelines.db.escrow import (
@@ -35,8 +37,6 @@ from lending_pipelines.db.escrow import (
 )
 from lending_pipelines.db.meta import SCHEMA
 from lending_pipelines.domain.deduction import compute_deduction
-from lending_pipelines.sandbox.blnk import BlnkSandbox
-from lending_pipelines.seed.escrow import seed_escrow
 
 DEFAULT_PCT = Decimal(30)
 DEFAULT_MIN = 10_000

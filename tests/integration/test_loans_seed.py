@@ -8,8 +8,8 @@ import dataclasses
 
 import sqlalchemy as sa
 
+from lending_dev.seed.loans import inject_demo_faults, seed_loans
 from lending_pipelines.db import loans as loans_db
-from lending_pipelines.seed.loans import inject_demo_faults, seed_loans
 from lending_pipelines.settings import get_settings
 from tests.loans_world import *  # noqa: F403
 

@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from lending_dev.sandbox.mpesa import DEFAULT_APPS, NOT_FOUND_CODE
+from lending_dev.sandbox.server import BackgroundServer
 from lending_pipelines.resources.mpesa import (
     TOKEN_CACHE,
     MpesaAuthError,
@@ -24,8 +26,6 @@ from lending_pipelines.resources.mpesa import (
     TokenCache,
     parse_result_callback,
 )
-from lending_pipelines.sandbox.mpesa import DEFAULT_APPS, NOT_FOUND_CODE
-from lending_pipelines.sandbox.server import BackgroundServer
 
 ACME = DEFAULT_APPS[0]
 

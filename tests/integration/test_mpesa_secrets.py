@@ -9,8 +9,8 @@ import traceback
 
 import pytest
 
+from lending_dev.sandbox.mpesa import DEFAULT_APPS
 from lending_pipelines.resources.mpesa import TOKEN_CACHE, MpesaError, MpesaResource
-from lending_pipelines.sandbox.mpesa import DEFAULT_APPS
 
 CALLBACK_TOKEN = "cb-77aa0e3f-do-not-leak"
 APP = dict(

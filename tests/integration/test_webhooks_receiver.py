@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 import stripe
 
+from lending_dev.sandbox.server import BackgroundServer, free_port
+from lending_dev.sandbox.twilio import twilio_signature
 from lending_pipelines.db.common import inbound_events
-from lending_pipelines.sandbox.server import BackgroundServer, free_port
-from lending_pipelines.sandbox.twilio import twilio_signature
 from lending_pipelines.webhooks.app import ReceiverConfigError, build_app
 
 TOKEN = "cb-token-7f3a9c-0123456789abcdef"

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
+from lending_dev.sandbox.server import free_port
 from lending_pipelines.db.common import inbound_events
-from lending_pipelines.sandbox.server import free_port
 
 from .receiver_harness import (
     MPESA_TOKEN,

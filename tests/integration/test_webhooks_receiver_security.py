@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 import stripe
 
+from lending_dev.sandbox.server import free_port
 from lending_pipelines.db.common import inbound_events
-from lending_pipelines.sandbox.server import free_port
 from lending_pipelines.webhooks.app import ReceiverConfigError, build_app
 
 from .receiver_harness import (

@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from lending_dev.sandbox.twilio import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from lending_pipelines.db import outbox
 from lending_pipelines.db.common import outbox as outbox_table
 from lending_pipelines.resources.whatsapp import WhatsAppResource
-from lending_pipelines.sandbox.twilio import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
 TEMPLATE = "HX" + "ab" * 16
 TO = "+254711000111"

@@ -11,14 +11,14 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from lending_dev.sandbox.server import BackgroundServer
+from lending_dev.sandbox.twilio import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from lending_pipelines.db import outbox
 from lending_pipelines.db.common import inbound_events
 from lending_pipelines.db.flags import set_flag
 from lending_pipelines.db.inbound import store_event
 from lending_pipelines.kill_switch import PAUSED_MESSAGE
 from lending_pipelines.resources.whatsapp import WhatsAppResource
-from lending_pipelines.sandbox.server import BackgroundServer
-from lending_pipelines.sandbox.twilio import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from lending_pipelines.sensors.whatsapp_status import (
     apply_status_callbacks,
     whatsapp_delivery_status_sensor,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from lending_pipelines.sandbox.blnk import BlnkSandbox
-from lending_pipelines.sandbox.core import SandboxConfigError
+from lending_dev.sandbox.blnk import BlnkSandbox
+from lending_dev.sandbox.core import SandboxConfigError
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from datetime import date
 import httpx
 import pytest
 
+from lending_dev.sandbox.fineract import API
 from lending_pipelines.resources.fineract import format_command_date
-from lending_pipelines.sandbox.fineract import API
 
 
 @pytest.fixture

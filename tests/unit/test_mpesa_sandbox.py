@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from lending_pipelines.sandbox.mpesa import DEFAULT_APPS
+from lending_dev.sandbox.mpesa import DEFAULT_APPS
 
 APP = DEFAULT_APPS[0]
 

@@ -10,8 +10,8 @@ import time
 import httpx
 import pytest
 
-from lending_pipelines.sandbox.core import SandboxConfigError
-from lending_pipelines.sandbox.stripe import StripeSandbox, parse_form
+from lending_dev.sandbox.core import SandboxConfigError
+from lending_dev.sandbox.stripe import StripeSandbox, parse_form
 
 KEY = "sk_test_sandboxcontract000000"
 READY = "acct_1DevCreatorReady01"

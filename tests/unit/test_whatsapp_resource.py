@@ -13,18 +13,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from lending_dev.sandbox.server import BackgroundServer
+from lending_dev.sandbox.twilio import (
+    DEV_ACCOUNT_SID,
+    DEV_AUTH_TOKEN,
+    twilio_signature,
+)
 from lending_pipelines.resources.whatsapp import (
     WhatsAppError,
     WhatsAppErrorKind,
     WhatsAppResource,
     parse_status_callback,
     whatsapp_address,
-)
-from lending_pipelines.sandbox.server import BackgroundServer
-from lending_pipelines.sandbox.twilio import (
-    DEV_ACCOUNT_SID,
-    DEV_AUTH_TOKEN,
-    twilio_signature,
 )
 
 TEMPLATE = "HX" + "ab" * 16

@@ -8,8 +8,8 @@ import logging
 import pytest
 from dagster import EnvVar, job, op
 
+from lending_dev.sandbox.twilio import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from lending_pipelines.resources.whatsapp import WhatsAppError, WhatsAppResource
-from lending_pipelines.sandbox.twilio import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
 TEMPLATE = "HX" + "ab" * 16
 

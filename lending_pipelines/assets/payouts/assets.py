@@ -95,7 +95,7 @@ def eligible_creators(
             minimum_tokens=payouts_config.minimum_tokens,
             token_rate=payouts_config.rate,
             currency=payouts_config.currency,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
         )
     eligible = summary.eligible
     return dg.MaterializeResult(
@@ -152,7 +152,7 @@ def payout_batch(
             conn,
             payout_date=payout_date,
             chunk_size=payouts_config.chunk_size,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
         )
         invariants = db.batch_invariants(conn, creation.totals.batch_id)
         chunks = db.open_chunk_count(conn, creation.totals.batch_id)

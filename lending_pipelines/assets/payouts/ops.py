@@ -47,7 +47,7 @@ def plan_payout_workers(
         ended = [
             run_id
             for run_id in work.leasing_runs(conn, batch.batch_id)
-            if run_id != context.run_id
+            if run_id != context.run.run_id
             and (run := context.instance.get_run_by_id(run_id)) is not None
             and run.is_finished
         ]
@@ -86,7 +86,7 @@ def pay_payout_chunks(
             engine,
             batch.batch_id,
             client,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             lease_seconds=payouts_config.lease_seconds,
         )
     except DuplicateTransferError as exc:
@@ -192,7 +192,7 @@ def retry_failed_payout_items(
             client,
             retry_final_kinds=config.retry_final_kinds,
             dry_run=config.dry_run,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
         )
         key = f"{plan}:{outcome}"
         tally[key] = tally.get(key, 0) + 1

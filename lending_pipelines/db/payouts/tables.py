@@ -240,8 +240,9 @@ payout_eligibility = sa.Table(
     ),
 )
 
-# Views for analysts until the dbt models take over (created by migration 0003_payouts).
-VIEW_NAMES = ("payout_batch_summary", "creator_payout_history", "creator_token_balances")
+# The analysts' view with no dbt model (created by 0003_payouts; 0012_drop_payout_views dropped
+# the two the dbt models analytics.payout_batch_summary / creator_payout_history replaced).
+VIEW_NAMES = ("creator_token_balances",)
 
 
 class PayoutStateError(RuntimeError):

@@ -23,11 +23,16 @@ import dataclasses
 import httpx
 from sqlalchemy.engine import Connection
 
-from ..crypto import SecretBox
-from ..db.loans import MpesaCredentials, PartnerSetup, save_partner, set_auto_disbursal
-from ..sandbox.fineract import DEFAULT_TENANTS
-from ..sandbox.mpesa import DEFAULT_APPS
-from ..settings import Settings
+from lending_pipelines.crypto import SecretBox
+from lending_pipelines.db.loans import (
+    MpesaCredentials,
+    PartnerSetup,
+    save_partner,
+    set_auto_disbursal,
+)
+from lending_pipelines.settings import Settings
+
+from ..demo import DEFAULT_APPS, DEFAULT_TENANTS
 
 NAMES = {
     "acme": "Acme Microfinance",

@@ -33,11 +33,11 @@ from .core import (
 )
 
 PROVIDER_CLASSES = {
-    "fineract": "lending_pipelines.sandbox.fineract:FineractSandbox",
-    "mpesa": "lending_pipelines.sandbox.mpesa:MpesaSandbox",
-    "stripe": "lending_pipelines.sandbox.stripe:StripeSandbox",
-    "blnk": "lending_pipelines.sandbox.blnk:BlnkSandbox",
-    "twilio": "lending_pipelines.sandbox.twilio:TwilioSandbox",
+    "fineract": "lending_dev.sandbox.fineract:FineractSandbox",
+    "mpesa": "lending_dev.sandbox.mpesa:MpesaSandbox",
+    "stripe": "lending_dev.sandbox.stripe:StripeSandbox",
+    "blnk": "lending_dev.sandbox.blnk:BlnkSandbox",
+    "twilio": "lending_dev.sandbox.twilio:TwilioSandbox",
 }
 
 FAULTS_ENV = "LENDING_SANDBOX_FAULTS"

@@ -45,6 +45,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..demo import DEFAULT_APPS
 from .core import ProviderSandbox, SandboxConfigError
 
 log = logging.getLogger(__name__)
@@ -69,22 +70,6 @@ RESULT_DESCRIPTIONS = {
 # OriginatorConversationID M-Pesa never received answers. This sandbox uses a non-zero code
 # without ResultParameters, so clients must treat any failed query as "not found / unknown".
 NOT_FOUND_CODE = "R000002"
-DEFAULT_APPS: list[dict[str, str]] = [
-    {
-        "consumer_key": f"{name}-consumer-key",
-        "consumer_secret": f"{name}-consumer-secret",
-        "shortcode": shortcode,
-        "initiator_name": "testapi",
-        "security_credential": f"{name}-security-credential",
-    }
-    for name, shortcode in (
-        ("acme", "600981"),
-        ("kilimo", "600982"),
-        ("jamii", "600983"),
-        ("umoja", "600984"),
-        ("duka", "600985"),
-    )
-]
 
 
 @dataclass(frozen=True)

@@ -46,10 +46,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..demo import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from .core import ProviderSandbox, SandboxConfigError
 
-DEV_ACCOUNT_SID = "AC" + "0d" * 16
-DEV_AUTH_TOKEN = "dev-sandbox-twilio-auth-token-000"
 DEV_SENDER = "whatsapp:+14155238886"
 E164_WHATSAPP = re.compile(r"^whatsapp:\+[1-9]\d{6,14}$")
 CONTENT_SID = re.compile(r"^HX[0-9a-f]{32}$")

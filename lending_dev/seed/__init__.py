@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import Connection
 
-from ..settings import Settings
+from lending_pipelines.settings import Settings
+
 from .escrow import seed_escrow
 from .loans import seed_loans
 from .payouts import seed_payouts

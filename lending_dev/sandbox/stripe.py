@@ -42,37 +42,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..demo import DEV_CONNECT_ACCOUNTS
 from .core import TIMEOUT_HOLD_SECONDS, ProviderSandbox, SandboxConfigError
 
 ID_ALPHABET = string.ascii_letters + string.digits
 DEFAULT_BALANCE = {"usd": 100_000_000}  # 1,000,000.00 USD available
-
-# Connected accounts every fresh sandbox knows: the seed data (`lending seed`) points its
-# creators at these, one per situation the payout workflow must handle.
-DEV_CONNECT_ACCOUNTS: list[dict[str, Any]] = [
-    {"id": "acct_1DevCreatorReady01", "email": "ada@creators.example"},
-    {"id": "acct_1DevCreatorReady02", "email": "bola@creators.example"},
-    {"id": "acct_1DevCreatorReady03", "email": "chen@creators.example"},
-    {"id": "acct_1DevCreatorHold004", "email": "dara@creators.example"},
-    {"id": "acct_1DevCreatorSmall05", "email": "eli@creators.example"},
-    {"id": "acct_1DevCreatorRqst006", "email": "fola@creators.example"},
-    {
-        "id": "acct_1DevCreatorNoPay07",
-        "email": "gus@creators.example",
-        "payouts_enabled": False,
-        "currently_due": ["external_account"],
-        "disabled_reason": "requirements.past_due",
-    },
-    {
-        "id": "acct_1DevCreatorRestr08",
-        "email": "hana@creators.example",
-        "payouts_enabled": False,
-        "transfers": "inactive",
-        "past_due": ["individual.verification.document"],
-        "disabled_reason": "requirements.past_due",
-    },
-    {"id": "acct_1DevCreatorNoKyc09", "email": "ivo@creators.example"},
-]
 
 
 def parse_form(body: bytes) -> dict[str, Any]:

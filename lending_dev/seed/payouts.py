@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..db.payouts import (
+from lending_pipelines.db.payouts import (
     add_ledger_entries,
     add_withdrawal_requests,
     creators,
@@ -31,8 +31,9 @@ from ..db.payouts import (
     upsert_creators,
     withdrawal_requests,
 )
-from ..sandbox.stripe import DEV_CONNECT_ACCOUNTS
-from ..settings import Settings
+from lending_pipelines.settings import Settings
+
+from ..demo import DEV_CONNECT_ACCOUNTS
 
 ACCOUNTS = {spec["email"]: spec["id"] for spec in DEV_CONNECT_ACCOUNTS}
 

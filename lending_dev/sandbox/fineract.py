@@ -39,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..demo import DEFAULT_TENANTS
 from .core import ProviderSandbox, SandboxConfigError
 
 API = "/fineract-provider/api/v1"
@@ -96,22 +97,6 @@ SQL_SEARCH = re.compile(r"^\s*l\.loan_status_id\s*=\s*(\d+)\s*$")
 PRODUCTS = ((1, "Mobile Micro Loan"), (2, "SME Stock Loan"))
 FIRST_NAMES = ("Jane", "Peter", "Amina", "John", "Grace", "Otieno", "Wanjiru", "Kamau", "Achieng")
 LAST_NAMES = ("Wanjiru", "Mwangi", "Hassan", "Otieno", "Njeri", "Kiprop", "Mutua", "Chebet")
-
-# The tenants `make dev` starts with: different sizes, one old server (sqlSearch), and `duka`,
-# which the seeded partner row deliberately configures with a wrong password.
-# The demo starts healthy: every phone number is payable (faults are injected on purpose, see
-# `invalid_phones` below and `lending seed --faults`).
-DEFAULT_TENANTS: list[dict[str, Any]] = [
-    {"id": "acme", "password": "acme-pass", "loans": 60, "new_loans_per_minute": 2,
-     "invalid_phone_every": 0},
-    {"id": "kilimo", "password": "kilimo-pass", "loans": 25, "new_loans_per_minute": 1,
-     "version": "1.9.0", "invalid_phone_every": 0},
-    {"id": "jamii", "password": "jamii-pass", "loans": 150, "new_loans_per_minute": 0.5,
-     "invalid_phone_every": 0},
-    {"id": "umoja", "password": "umoja-pass", "loans": 15, "new_loans_per_minute": 0.5,
-     "version": "1.8.4", "invalid_phone_every": 0},
-    {"id": "duka", "password": "duka-pass", "loans": 10, "invalid_phone_every": 0},
-]  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -17,95 +17,29 @@ disputed; ORD-1005's wholesaler has no balance (skipped); ORD-1007 was refunded.
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
-from ..db.escrow import (
+from lending_pipelines.db.escrow import (
     PLATFORM,
     auto_deduct_settings,
     create_escrows,
     retailer_debts,
     upsert_blnk_accounts,
 )
-from ..settings import Settings
+from lending_pipelines.settings import Settings
 
-CURRENCY = "RWF"
-ESCROW_POOL = "bln_demo_escrow_pool_rwf"
-REPAYMENT_POOL = "bln_demo_repayment_pool_rwf"
-WHOLESALERS = {"W-001": "bln_demo_wholesaler_w001", "W-002": "bln_demo_wholesaler_w002"}
-
-# order id → (wholesaler, amount, days since creation, status, hours until auto-release or None)
-ESCROWS: dict[str, tuple[str, int, int, str, int | None]] = {
-    "ORD-1001": ("W-001", 150_000, 8, "held", None),
-    "ORD-1002": ("W-002", 90_000, 10, "held", None),
-    "ORD-1003": ("W-001", 60_000, 2, "held", None),
-    "ORD-1004": ("W-002", 75_000, 9, "disputed", None),
-    "ORD-1005": ("W-404", 40_000, 8, "held", None),
-    "ORD-1006": ("W-001", 20_000, 1, "held", 1),
-    "ORD-1007": ("W-002", 30_000, 9, "refunded", None),
-}
-
-# retailer → (debt currency, debt, wallet balance or None, enabled, percentage, max daily)
-RETAILERS: dict[str, tuple[str, int, int | None, bool, Decimal | None, int | None]] = {
-    "R-001": ("RWF", 100_000, 200_000, True, None, 50_000),
-    "R-002": ("RWF", 100_000, 200_000, True, None, 20_000),
-    "R-003": ("RWF", 100_000, 25_000, True, None, None),
-    "R-004": ("RWF", 50_000, 8_000, True, None, None),
-    "R-005": ("RWF", 100_000, 10_000, True, None, None),
-    "R-006": ("RWF", 80_000, 120_000, False, None, None),
-    "R-007": ("RWF", -5_000, 50_000, True, None, None),
-    "R-008": ("XYZ", 40_000, 60_000, True, None, None),
-    "R-009": ("RWF", 10_000, 100_000, True, Decimal(50), None),
-    "R-010": ("RWF", 70_000, None, True, None, None),
-    "R-011": ("RWF", 3, 50_000, True, None, None),
-    "R-012": ("KES", 5_000, 60_000, True, None, None),
-}
-
-
-def wallet_balance_id(retailer_id: str) -> str:
-    return f"bln_demo_wallet_{retailer_id.lower().replace('-', '')}"
-
-
-def _held_in_pool() -> int:
-    return sum(amount for _, amount, _, status, _ in ESCROWS.values() if status != "refunded")
-
-
-DEMO_BLNK_BALANCES: list[dict] = [
-    {
-        "balance_id": ESCROW_POOL,
-        "currency": CURRENCY,
-        "balance": _held_in_pool(),
-        "meta_data": {"role": "escrow_pool"},
-    },
-    {
-        "balance_id": REPAYMENT_POOL,
-        "currency": CURRENCY,
-        "balance": 0,
-        "meta_data": {"role": "repayment_pool"},
-    },
-    *[
-        {
-            "balance_id": balance_id,
-            "currency": CURRENCY,
-            "balance": 0,
-            "meta_data": {"wholesaler_id": wholesaler},
-        }
-        for wholesaler, balance_id in WHOLESALERS.items()
-    ],
-    *[
-        {
-            "balance_id": wallet_balance_id(retailer),
-            "currency": CURRENCY,
-            "balance": wallet,
-            "meta_data": {"retailer_id": retailer},
-        }
-        for retailer, (_, _, wallet, _, _, _) in RETAILERS.items()
-        if wallet is not None
-    ],
-]
+from ..demo import (
+    CURRENCY,
+    ESCROW_POOL,
+    ESCROWS,
+    REPAYMENT_POOL,
+    RETAILERS,
+    WHOLESALERS,
+    wallet_balance_id,
+)
 
 
 def seed_escrow(conn: Connection, settings: Settings) -> None:

@@ -25,7 +25,7 @@ Options (constructor or POST /_admin/blnk/configure): `secret_key` (None), `lega
 (False), `seed` (11, for ids), `balances` (list of `{balance_id?, ledger_id?, currency,
 indicator?, identity_id?, meta_data?, balance}` created and funded from `@World` at reset; via
 configure they are created or topped up to `balance`), `ledgers` (list of `{ledger_id?, name}`),
-`demo_data` (True: start with the escrow workflow's demo balances, `seed/escrow.py`, so the
+`demo_data` (True: start with the escrow workflow's demo balances, `lending_dev/demo.py`, so the
 sandbox matches `lending seed` without any ledger call; constructor only), `hold_queue` (False:
 queued posts are processed at once; True: they stay QUEUED, with no `<ref>_q` outcome yet, as
 when Blnk's queue worker lags, until `hold_queue` is set back to false, which processes them in
@@ -46,6 +46,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..demo import DEMO_BLNK_BALANCES
 from .core import ProviderSandbox, SandboxConfigError
 
 GENERAL_LEDGER_ID = "general_ledger_id"
@@ -117,8 +118,6 @@ class BlnkSandbox(ProviderSandbox):
             self._ledger(ledger)
         balances = list(self.options.get("balances") or [])  # type: ignore[arg-type]
         if self.options.get("demo_data", True):
-            from ..seed.escrow import DEMO_BLNK_BALANCES
-
             balances = DEMO_BLNK_BALANCES + balances
         for spec in balances:
             self._seed_balance(spec)
