@@ -28,7 +28,7 @@ def _disburser(
         fineract,
         mpesa,
         disbursement_rules(loans_config),
-        run_id=context.run_id,
+        run_id=context.run.run_id,
     )
 
 
