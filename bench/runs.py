@@ -70,7 +70,7 @@ class RunTiming:
 def serve_sandbox(port: int) -> None:
     import uvicorn
 
-    from lending_pipelines.sandbox.app import build_app
+    from lending_dev.sandbox.app import build_app
 
     uvicorn.run(build_app(faults={}), host="127.0.0.1", port=port, log_level="warning")
 
@@ -91,8 +91,8 @@ def wait_until_up(url: str, timeout: float = 60) -> None:
 def prepare_environment(database_url: str, sandbox_url: str, dagster_home: Path) -> None:
     """The variables `make dev` sets, pointing at this benchmark's database and sandbox; the
     run workers and step processes inherit them through the code server."""
-    from lending_pipelines.cli import DEV_ENVIRONMENT
-    from lending_pipelines.sandbox.server import free_port
+    from lending_dev.devenv import DEV_ENVIRONMENT
+    from lending_dev.sandbox.server import free_port
 
     os.environ.update(
         {
@@ -117,8 +117,8 @@ def prepare_environment(database_url: str, sandbox_url: str, dagster_home: Path)
 
 
 def seed(database_url: str) -> None:
+    from lending_dev.seed import seed_all
     from lending_pipelines.db import migrate
-    from lending_pipelines.seed import seed_all
     from lending_pipelines.settings import get_settings
 
     get_settings.cache_clear()
@@ -131,8 +131,8 @@ def seed(database_url: str) -> None:
 
 def partition_keys() -> dict[str, str]:
     """The partition the schedule would launch today (escrow) / the seeded payout date."""
-    from lending_pipelines.assets.escrow import ESCROW_DAYS
-    from lending_pipelines.assets.payouts import payout_partitions
+    from lending_pipelines.assets.escrow.partitions import ESCROW_DAYS
+    from lending_pipelines.assets.payouts.partitions import payout_partitions
 
     today = ESCROW_DAYS.get_last_partition_key()
     return {
@@ -249,8 +249,8 @@ def main() -> None:
     sys.stdout.flush()
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
+    from lending_dev.sandbox.server import free_port
     from lending_pipelines.db.server import drop_database, ensure_database, server_url
-    from lending_pipelines.sandbox.server import free_port
     from lending_pipelines.settings import Settings
 
     url = server_url(Settings.from_env()).set(database=f"lending_bench_{uuid.uuid4().hex[:8]}")
