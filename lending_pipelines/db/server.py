@@ -107,10 +107,7 @@ def socket_dir_for(pgdata: Path, runtime_path: Path | None = None) -> Path:
     passed unquoted to pg_ctl and may be too long for a unix socket path."""
     identity = f"{pgdata}-{pgdata.stat().st_ino}"
     path = _socket_base() / f"lending-pg-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
-    try:
-        path.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
+    path.mkdir(mode=0o700, exist_ok=True)  # an existing one is checked below
     info = path.lstat()
     owners = {os.geteuid(), pgdata.stat().st_uid}
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid not in owners:

@@ -49,16 +49,17 @@ def stripe_signature_header_usable(header: str) -> bool:
 
 def stripe_payload_valid(payload: str, header: str, secrets: Sequence[str]) -> bool:
     """True when the header signs the payload with any of the endpoint secrets, in tolerance."""
-    matched = False
-    for secret in secrets:
-        try:
-            stripe.WebhookSignature.verify_header(
-                payload, header, secret, STRIPE_SIGNATURE_TOLERANCE_SECONDS
-            )
-            matched = True
-        except stripe.SignatureVerificationError:
-            pass
-    return matched
+    return any(_stripe_signed_with(payload, header, secret) for secret in secrets)
+
+
+def _stripe_signed_with(payload: str, header: str, secret: str) -> bool:
+    try:
+        stripe.WebhookSignature.verify_header(
+            payload, header, secret, STRIPE_SIGNATURE_TOLERANCE_SECONDS
+        )
+    except stripe.SignatureVerificationError:
+        return False
+    return True
 
 
 def token_matches(presented: str, tokens: Sequence[bytes]) -> bool:

@@ -7,6 +7,7 @@ deadline, connection cap and access-log redaction the CLI uses are the ones unde
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import socket
@@ -81,11 +82,9 @@ def raw_exchange(port: int, request: bytes, timeout: float = 5.0) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(request)
         chunks = []
-        try:
+        with contextlib.suppress(TimeoutError, ConnectionResetError):  # the server hung up
             while chunk := sock.recv(65536):
                 chunks.append(chunk)
-        except (TimeoutError, ConnectionResetError):
-            pass
         return b"".join(chunks)
 
 

@@ -201,9 +201,9 @@ def test_an_unsigned_stripe_body_is_refused_before_it_is_read(receiver, db):
         answer = httpx.post(
             f"{receiver.base_url}/stripe/events", content=stream(100 * 1024 * 1024, sent=sent)
         )
-        assert answer.status_code == 400
     except (httpx.WriteError, httpx.RemoteProtocolError, httpx.ReadError):
-        pass
+        answer = None  # refused mid-upload: the connection was closed on us
+    assert answer is None or answer.status_code == 400
     assert sent[0] < 32 * 1024 * 1024, sent[0]
     assert stored(db) == []
 
