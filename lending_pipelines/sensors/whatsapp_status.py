@@ -28,8 +28,8 @@ import sqlalchemy as sa
 from ..db import inbound, outbox
 from ..domain.message_status import DeliveryUpdate, rank
 from ..kill_switch import automation_paused
+from ..partners.twilio import parse_status_callback
 from ..resources.database import DatabaseResource
-from ..resources.whatsapp import parse_status_callback
 
 PROVIDER = "twilio"
 BATCH_SIZE = 500

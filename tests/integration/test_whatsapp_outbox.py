@@ -13,6 +13,7 @@ from lending_dev.sandbox.twilio import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from lending_pipelines.db import outbox
 from lending_pipelines.db.common import outbox as outbox_table
 from lending_pipelines.resources.whatsapp import WhatsAppResource
+from tests.whatsapp_sending import send_once
 
 TEMPLATE = "HX" + "ab" * 16
 TO = "+254711000111"
@@ -37,11 +38,11 @@ def row(engine, key):
 
 
 def test_a_repeated_send_with_the_same_key_sends_once(db, sandbox, whatsapp):
-    first = whatsapp.send_once(
-        db, "reminder:42:2026-01-01", TO, content_sid=TEMPLATE, variables={"1": "Asha"}
+    first = send_once(
+        whatsapp, db, "reminder:42:2026-01-01", TO, content_sid=TEMPLATE, variables={"1": "Asha"}
     )
-    second = whatsapp.send_once(
-        db, "reminder:42:2026-01-01", TO, content_sid=TEMPLATE, variables={"1": "Asha"}
+    second = send_once(
+        whatsapp, db, "reminder:42:2026-01-01", TO, content_sid=TEMPLATE, variables={"1": "Asha"}
     )
     assert first.sent and first.attempted_now
     assert second.sent and not second.attempted_now
@@ -54,7 +55,7 @@ def test_concurrent_sends_of_one_key_reach_twilio_once(db, sandbox, whatsapp):
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         outcomes = list(
             pool.map(
-                lambda _: whatsapp.send_once(db, "pause:7", TO, content_sid=TEMPLATE), range(8)
+                lambda _: send_once(whatsapp, db, "pause:7", TO, content_sid=TEMPLATE), range(8)
             )
         )
     assert sum(o.attempted_now for o in outcomes) == 1
@@ -65,9 +66,9 @@ def test_a_timeout_after_sending_is_unknown_and_not_resent(db, sandbox, whatsapp
     # Twilio creates the message but answers after 400 ms; the client gave up after 100 ms.
     sandbox.configure("twilio", {"response_delay_ms": 400})
     impatient = whatsapp.model_copy(update={"timeout_seconds": 0.1})
-    outcome = impatient.send_once(db, "order:9:followup", TO, content_sid=TEMPLATE)
+    outcome = send_once(impatient, db, "order:9:followup", TO, content_sid=TEMPLATE)
     assert outcome.status == "unknown" and "outcome unknown" in outcome.error
-    again = whatsapp.send_once(db, "order:9:followup", TO, content_sid=TEMPLATE)
+    again = send_once(whatsapp, db, "order:9:followup", TO, content_sid=TEMPLATE)
     assert again.status == "unknown" and not again.attempted_now
     entry = row(db, "order:9:followup")
     assert entry.attempts == 1 and entry.provider_message_id is None
@@ -76,29 +77,29 @@ def test_a_timeout_after_sending_is_unknown_and_not_resent(db, sandbox, whatsapp
 
 def test_rate_limited_until_exhausted_goes_back_to_pending_and_sends_later(db, sandbox, whatsapp):
     sandbox.set_faults({"twilio": {"rate_limit_rate": 1}})
-    outcome = whatsapp.send_once(db, "k-429", TO, content_sid=TEMPLATE)
+    outcome = send_once(whatsapp, db, "k-429", TO, content_sid=TEMPLATE)
     assert outcome.status == "pending" and "20429" in outcome.error
     assert sandbox.state("twilio")["message_count"] == 0
     sandbox.clear_faults()
-    later = whatsapp.send_once(db, "k-429", TO, content_sid=TEMPLATE)
+    later = send_once(whatsapp, db, "k-429", TO, content_sid=TEMPLATE)
     assert later.sent and row(db, "k-429").attempts == 2
     assert sandbox.state("twilio")["message_count"] == 1
 
 
 def test_the_same_key_with_another_message_is_refused(db, whatsapp):
-    whatsapp.send_once(db, "k-conflict", TO, content_sid=TEMPLATE, variables={"1": "a"})
+    send_once(whatsapp, db, "k-conflict", TO, content_sid=TEMPLATE, variables={"1": "a"})
     with pytest.raises(outbox.OutboxConflictError, match="k-conflict"):
-        whatsapp.send_once(db, "k-conflict", TO, content_sid=TEMPLATE, variables={"1": "b"})
+        send_once(whatsapp, db, "k-conflict", TO, content_sid=TEMPLATE, variables={"1": "b"})
 
 
 def test_an_invalid_number_is_recorded_failed_not_raised(db, sandbox, whatsapp):
-    outcome = whatsapp.send_once(db, "k-bad-phone", "0712 345", content_sid=TEMPLATE)
+    outcome = send_once(whatsapp, db, "k-bad-phone", "0712 345", content_sid=TEMPLATE)
     assert outcome.status == "failed" and "0712 345" in outcome.error
     assert sandbox.state("twilio")["message_count"] == 0
 
 
 def test_a_failed_delivery_callback_marks_the_row_failed(db, whatsapp):
-    outcome = whatsapp.send_once(db, "k-63016", TO, body="free-form outside the window")
+    outcome = send_once(whatsapp, db, "k-63016", TO, body="free-form outside the window")
     with db.begin() as conn:
         changed = outbox.record_delivery_status(
             conn,

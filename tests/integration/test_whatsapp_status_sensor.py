@@ -24,6 +24,7 @@ from lending_pipelines.sensors.whatsapp_status import (
     whatsapp_delivery_status_sensor,
 )
 from lending_pipelines.webhooks.app import build_app
+from tests.whatsapp_sending import send_once
 
 TO = "whatsapp:+254711000111"
 TEMPLATE = "HX" + "ab" * 16
@@ -265,8 +266,8 @@ def test_end_to_end_sandbox_callbacks_through_the_receiver_reach_the_outbox(
         status_callback_url=f"{receiver.base_url}/twilio/status",
         timeout_seconds=2,
     )
-    template = whatsapp.send_once(db, "e2e:template", "+254711000111", content_sid=TEMPLATE)
-    free_form = whatsapp.send_once(db, "e2e:free-form", "+254722000222", body="outside window")
+    template = send_once(whatsapp, db, "e2e:template", "+254711000111", content_sid=TEMPLATE)
+    free_form = send_once(whatsapp, db, "e2e:free-form", "+254722000222", body="outside window")
     assert template.sent and free_form.sent  # both accepted (201); the failure comes later
     deadline = time.monotonic() + 10
     while len(sandbox.state("twilio")["callbacks"]) < 4:  # sent, delivered, read + failed

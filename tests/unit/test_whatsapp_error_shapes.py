@@ -7,11 +7,8 @@ import httpx
 import pytest
 import respx
 
-from lending_pipelines.resources.whatsapp import (
-    WhatsAppError,
-    WhatsAppErrorKind,
-    WhatsAppResource,
-)
+from lending_pipelines.partners.twilio import WhatsAppError, WhatsAppErrorKind
+from lending_pipelines.resources.whatsapp import WhatsAppResource
 
 BASE = "https://twilio.test"
 SID = "AC" + "12" * 16

@@ -19,13 +19,13 @@ from lending_dev.sandbox.twilio import (
     DEV_AUTH_TOKEN,
     twilio_signature,
 )
-from lending_pipelines.resources.whatsapp import (
+from lending_pipelines.partners.twilio import (
     WhatsAppError,
     WhatsAppErrorKind,
-    WhatsAppResource,
     parse_status_callback,
     whatsapp_address,
 )
+from lending_pipelines.resources.whatsapp import WhatsAppResource
 
 TEMPLATE = "HX" + "ab" * 16
 RETAILER = "+254712345678"

@@ -9,7 +9,8 @@ import pytest
 from dagster import EnvVar, job, op
 
 from lending_dev.sandbox.twilio import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
-from lending_pipelines.resources.whatsapp import WhatsAppError, WhatsAppResource
+from lending_pipelines.partners.twilio import WhatsAppError
+from lending_pipelines.resources.whatsapp import WhatsAppResource
 
 TEMPLATE = "HX" + "ab" * 16
 

@@ -37,6 +37,23 @@ LAYERS = {
         "lending_pipelines.db",
         "dagster",
     ),
+    "partners/twilio": (
+        "lending_pipelines.assets",
+        "lending_pipelines.resources",
+        "lending_pipelines.workflows",
+        "lending_pipelines.db",
+        "dagster",
+    ),
+    "workflows/messaging.py": (
+        "lending_pipelines.assets",
+        "lending_pipelines.resources",
+        "dagster",
+    ),
+    "resources/whatsapp.py": (
+        "lending_pipelines.db",
+        "lending_pipelines.workflows",
+        "sqlalchemy",
+    ),
     "partners/mpesa": (
         "lending_pipelines.assets",
         "lending_pipelines.resources",
@@ -80,6 +97,9 @@ SHAPED = [
     "workflows/loans",
     "partners/fineract",
     "partners/mpesa",
+    "partners/twilio",
+    "workflows/messaging.py",
+    "resources/whatsapp.py",
     "db/payouts",
     "db/escrow",
     "db/loans",
