@@ -27,12 +27,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dagster_dbt import DbtCliResource, DbtProject
 from sqlalchemy.engine import URL, make_url
 
 from .db.server import OPERATIONAL_DATABASE, operational_url
+from .resources.dbt import DbtResource
 from .settings import PROJECT_ROOT, Settings, get_settings
+
+if TYPE_CHECKING:  # dagster-dbt imports dbt-core (~2 s): only where dbt runs or parses
+    from dagster_dbt import DbtProject
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt"
 ANALYTICS_SCHEMA = "analytics"
@@ -171,13 +175,16 @@ def _project_files(project_dir: Path) -> Iterator[Path]:
             yield path
 
 
-def manifest_is_stale(project: DbtProject) -> bool:
-    """True when the manifest is missing or older than a model, YAML or the project file."""
-    manifest = project.manifest_path
+def _stale(manifest: Path, project_dir: Path) -> bool:
     if not manifest.exists():
         return True
     built = manifest.stat().st_mtime
-    return any(path.stat().st_mtime > built for path in _project_files(project.project_dir))
+    return any(path.stat().st_mtime > built for path in _project_files(project_dir))
+
+
+def manifest_is_stale(project: DbtProject) -> bool:
+    """True when the manifest is missing or older than a model, YAML or the project file."""
+    return _stale(project.manifest_path, project.project_dir)
 
 
 def prepare_manifest(project: DbtProject, settings: Settings) -> Path:
@@ -188,6 +195,8 @@ def prepare_manifest(project: DbtProject, settings: Settings) -> Path:
 
 
 def dbt_project(project_dir: Path, settings: Settings) -> DbtProject:
+    from dagster_dbt import DbtProject
+
     return DbtProject(
         project_dir=project_dir,
         profiles_dir=project_dir,
@@ -210,13 +219,18 @@ def build_project(
 
 
 @lru_cache(maxsize=1)
-def analytics_project() -> DbtProject:
-    return build_project()
+def manifest_path() -> Path:
+    """`dbt/target/manifest.json`, parsed first when missing or stale (dagster-dbt is imported
+    only then: a code location loading an up-to-date manifest never imports dbt)."""
+    path = DBT_PROJECT_DIR / "target" / "manifest.json"
+    if _stale(path, DBT_PROJECT_DIR):
+        return build_project().manifest_path
+    return path
 
 
-def dbt_resource() -> DbtCliResource:
+def dbt_resource() -> DbtResource:
     """The `dbt` resource: the CLI in `dbt/` with its own profiles.yml."""
-    return DbtCliResource(
+    return DbtResource(
         project_dir=os.fspath(DBT_PROJECT_DIR),
         profiles_dir=os.fspath(DBT_PROJECT_DIR),
         dbt_executable=DBT_EXECUTABLE,

@@ -10,13 +10,7 @@ alone keeps step processes (assets/payouts/jobs.py): its chunk workers pay in pa
 
 import dagster as dg
 
-from .assets import escrow, loans, payouts
-from .assets.analytics import (
-    ANALYTICS_ASSETS,
-    ANALYTICS_CHECKS,
-    ANALYTICS_JOBS,
-    ANALYTICS_SCHEDULES,
-)
+from .assets import analytics, escrow, loans, payouts
 from .devmode import prepare_code_location
 from .resource_defs import build_resources
 from .sensors.mpesa_results import LOANS_RESULT_SENSORS
@@ -33,12 +27,7 @@ defs = dg.Definitions.merge(
     escrow.defs,
     payouts.defs,
     loans.defs,
-    dg.Definitions(  # analytics
-        assets=ANALYTICS_ASSETS,
-        asset_checks=ANALYTICS_CHECKS,
-        jobs=ANALYTICS_JOBS,
-        schedules=ANALYTICS_SCHEDULES,
-    ),
+    analytics.defs,
     dg.Definitions(
         sensors=[
             *LOANS_RESULT_SENSORS,

@@ -18,12 +18,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from lending_pipelines.analytics_dbt import CONNECTION_ENV, DBT_PROJECT_DIR, dbt_resource
-from lending_pipelines.assets.analytics import (
-    analytics_daily_refresh,
-    analytics_dbt_models,
-    analytics_refresh_job,
-    no_phone_numbers_in_analytics,
-)
+from lending_pipelines.assets.analytics.assets import analytics_dbt_models
+from lending_pipelines.assets.analytics.checks import no_phone_numbers_in_analytics
+from lending_pipelines.assets.analytics.jobs import analytics_daily_refresh, analytics_refresh_job
 from lending_pipelines.db import escrow as escrow_db
 from lending_pipelines.db import loans as loans_db
 from lending_pipelines.db import payouts as payouts_db

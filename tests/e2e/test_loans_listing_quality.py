@@ -9,6 +9,7 @@ from lending_pipelines.db import loans as loans_db
 from lending_pipelines.db.fineract_records import fineract_bad_records
 from lending_pipelines.resources.fineract import FineractResource
 from tests.loans_world import *  # noqa: F403
+from tests.metadata_text import shown
 
 TENANTS = [
     {"id": "acme", "password": "acme-pass", "loans": 10, "invalid_phone_every": 0},
@@ -48,7 +49,7 @@ def test_a_principal_of_12500_with_a_comma_sets_one_loan_aside_and_pays_the_othe
     assert check(result, "all_partners_polled").passed
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["bad_records"].value == 1
-    assert "12,500.00" in metadata["bad_record_details"].value
+    assert "12,500.00" in shown(metadata["bad_record_details"])
 
     # The partner fixes the loan: the next poll tracks it and resolves the bad record.
     world.sandbox.configure(

@@ -25,6 +25,7 @@ from tests.e2e.test_payouts_e2e import (
     stripe_accounts,
     withdrawals,
 )
+from tests.metadata_text import shown
 
 CREATORS = 24
 ALERT_HOOK = "https://alerts.test/hooks/payouts"
@@ -77,7 +78,8 @@ def test_faults_complete_the_batch_with_no_duplicate_and_isolate_a_restricted_ac
 
     metadata = materializations(result, "payout_transfers")
     assert metadata["failed"] == 1
-    assert "invalid_account" in metadata["failures"] and "acct_e2e_f07" in metadata["failures"]
+    failures = shown(metadata["failures"])
+    assert "invalid_account" in failures and "acct_e2e_f07" in failures
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["every_item_paid"].passed is False
     assert checks["ledger_matches_transfers"].passed is True

@@ -5,7 +5,7 @@ import dagster as dg
 
 from ...instance import serial_tags
 from ...workflows.escrow.report import RunReport
-from ..metadata import markdown_table
+from ..metadata import table_metadata
 
 GROUP = "escrow"
 OWNERS = ["team:finance-ops"]
@@ -42,10 +42,10 @@ def report_metadata(report: RunReport, moved_columns: list[str]) -> dict:
         "failed": len(report.failed),
         "awaiting_ledger": len(report.awaiting),
         "duration_seconds": round(report.duration_seconds, 3),
-        "moved_detail": markdown_table(report.moved, moved_columns),
-        "skipped_detail": markdown_table(skipped, ["id", "reason"]),
-        "failed_detail": markdown_table(failed, ["id", "error", "retryable"]),
-        "planned_detail": markdown_table(report.planned, moved_columns),
+        "moved_detail": table_metadata(report.moved, moved_columns),
+        "skipped_detail": table_metadata(skipped, ["id", "reason"]),
+        "failed_detail": table_metadata(failed, ["id", "error", "retryable"]),
+        "planned_detail": table_metadata(report.planned, moved_columns),
     }
 
 

@@ -23,7 +23,7 @@ from ...settings import get_settings
 from ...workflows.incidents import reminder_interval, report_condition
 from ...workflows.loans.disbursement import Disburser
 from ...workflows.loans.polling import PollingCycle, run_polling_cycle
-from ..metadata import markdown_table
+from ..metadata import table_metadata
 from ..platform_tables import PARTNERS_TABLE
 from .common import GROUP, OWNERS, POLL_RETRY, TAGS, disbursement_rules
 
@@ -55,10 +55,10 @@ def _poll_metadata(cycle: PollingCycle) -> dict:
         "loans_seen": cycle.loans_seen,
         "new_loans": cycle.new_loans,
         "bad_records": cycle.bad_records,
-        "bad_record_details": markdown_table(bad, ["partner", "loan", "field", "value"]),
+        "bad_record_details": table_metadata(bad, ["partner", "loan", "field", "value"]),
         "cycle_seconds": round(cycle.seconds, 3),
         "slowest_partner_seconds": round(max((p.seconds for p in cycle.polls), default=0.0), 3),
-        "per_partner": markdown_table(rows, columns),
+        "per_partner": table_metadata(rows, columns),
     }
 
 
@@ -134,7 +134,7 @@ def loan_tracking(
         ),
         metadata={
             "failed_partners": ", ".join(sorted(failed)) or "-",
-            "errors": markdown_table(
+            "errors": table_metadata(
                 [{"partner": p, "error": (e or "")[:300]} for p, e in sorted(failed.items())],
                 ["partner", "error"],
             ),
@@ -155,7 +155,7 @@ def loan_tracking(
             )
             or "every partner's total matches its pages"
         ),
-        metadata={"mismatches": markdown_table(mismatched, ["partner", "reported", "received"])},
+        metadata={"mismatches": table_metadata(mismatched, ["partner", "reported", "received"])},
     )
     return dg.MaterializeResult(metadata=_poll_metadata(cycle), check_results=[check, totals])
 
@@ -200,7 +200,7 @@ def loan_disbursements(
             "requests_created": len(created),
             "amount_requested_kes": sum(row.amount_minor for row in created) // 100,
             **{f"submission_{name}": count for name, count in sorted(outcomes.items())},
-            "per_partner": markdown_table(
+            "per_partner": table_metadata(
                 list(by_partner.values()), ["partner", "requests", "amount_kes"]
             ),
         }

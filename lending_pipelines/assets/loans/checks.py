@@ -10,7 +10,7 @@ from ...resources.alerts import AlertsResource
 from ...resources.database import DatabaseResource
 from ...resources.loans_config import LoansConfig
 from ..check_alerts import alert_on_check
-from ..metadata import markdown_table
+from ..metadata import table_metadata
 from .assets import loan_disbursements, loan_tracking
 
 
@@ -109,7 +109,7 @@ def no_partner_failing_for_an_hour(
         description=f"failing every poll for {minutes} min: {names}" if failing else "none",
         metadata={
             "failing_partners": names or "-",
-            "details": markdown_table(
+            "details": table_metadata(
                 rows, ["partner", "failing_since", "failed_polls", "last_error"]
             ),
         },
@@ -185,7 +185,7 @@ def no_stuck_disbursements(
         description=f"{len(stuck)} disbursement(s) stuck for more than {minutes} min",
         metadata={
             "stuck": len(stuck),
-            "oldest": markdown_table(rows, ["request", "partner", "loan", "status", "since"]),
+            "oldest": table_metadata(rows, ["request", "partner", "loan", "status", "since"]),
         },
     )
     alert_on_check(

@@ -9,7 +9,7 @@ from ...db.rate_limit import PostgresRateLimiter
 from ...domain.money import format_minor
 from ...instance import STRIPE_POOL
 from ...resources.payouts_config import PayoutsConfig
-from ..metadata import markdown_table
+from ..metadata import table_metadata
 
 GROUP = "payouts"
 OWNERS = ["team:payments"]
@@ -39,4 +39,4 @@ def outcomes_table(summary: db.EligibilitySummary, currency: str) -> dg.Metadata
         }
         for outcome, counts in sorted(summary.outcomes.items())
     ]
-    return markdown_table(rows, ["outcome", "creators", "tokens", "amount"])
+    return table_metadata(rows, ["outcome", "creators", "tokens", "amount"])

@@ -19,7 +19,7 @@ from ...workflows.payouts.processing import (
     run_chunk_worker,
 )
 from ...workflows.payouts.stripe_events import apply_stripe_events
-from ..metadata import markdown_table
+from ..metadata import table_metadata
 from .common import POOL, RETRY, money, stripe_limiter
 from .partitions import payout_date_of
 
@@ -145,7 +145,7 @@ def finalize_payout_batch(
             "transfers_replayed_this_run": sum(r["replayed"] for r in reports),
             "rate_limited_retries": sum(r["rate_limited_retries"] for r in reports),
             "transfers_per_second": round(transfers_made / seconds, 2) if seconds else 0.0,
-            "failures": markdown_table(
+            "failures": table_metadata(
                 failure_rows, ["creator", "item", "amount", "error", "retryable", "reason"]
             ),
         }
@@ -204,7 +204,7 @@ def retry_failed_payout_items(
             "candidates": len(item_ids),
             "dry_run": config.dry_run,
             "outcomes": dg.MetadataValue.json(tally),
-            "batches": markdown_table(
+            "batches": table_metadata(
                 [
                     {
                         "payout date": t.payout_date,
