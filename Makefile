@@ -6,7 +6,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 UV := $(PYTHON) -m uv
 
-.PHONY: dev test install lint bench snapshot clean-local
+.PHONY: dev test install lint bench snapshot settings-table clean-local
 
 .venv/.synced: pyproject.toml uv.lock
 	$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -29,6 +29,9 @@ test: install
 snapshot: export LENDING_DEV_MODE = true
 snapshot: install
 	LENDING_UPDATE_SNAPSHOT=1 $(UV) run --frozen pytest -n0 -q tests/test_definitions_snapshot.py
+
+settings-table: install
+	$(UV) run --frozen python -m lending_pipelines.settings.table --write
 
 lint: install
 	$(UV) run --frozen ruff check lending_pipelines lending_dev tests bench

@@ -33,7 +33,7 @@ from sqlalchemy.engine import URL, make_url
 
 from .db.server import OPERATIONAL_DATABASE, operational_url
 from .resources.dbt import DbtResource
-from .settings import PROJECT_ROOT, Settings, get_settings
+from .settings import PROJECT_ROOT, Settings, get_settings, reveal
 
 if TYPE_CHECKING:  # dagster-dbt imports dbt-core (~2 s): only where dbt runs or parses
     from dagster_dbt import DbtProject
@@ -124,7 +124,7 @@ def manifest_env(settings: Settings) -> dict[str, str]:
     database and schema names end up in the manifest (as the models' relation names).
     """
     if settings.database_url:
-        url = make_url(settings.database_url)
+        url = make_url(reveal(settings.database_url))
     else:
         url = URL.create(
             "postgresql",

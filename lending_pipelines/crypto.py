@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from .settings import Settings
+from .settings import Settings, reveal
 
 KEY_ENV = "LENDING_ENCRYPTION_KEY"
 
@@ -45,7 +45,7 @@ class SecretBox:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecretBox:
-        return cls(settings.encryption_key)
+        return cls(reveal(settings.encryption_key))
 
     def __repr__(self) -> str:
         return f"SecretBox(<{self.key_count} key(s) hidden>)"

@@ -5,10 +5,10 @@ Secrets are `EnvVar`s so they are read in the run process and never stored in ru
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import dagster as dg
+from pydantic import SecretStr
 
 from .analytics_dbt import dbt_resource
 from .resources.alerts import AlertsResource
@@ -31,7 +31,7 @@ MPESA_CALLBACK_TOKEN_ENV = "LENDING_MPESA_CALLBACK_TOKEN"
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
-    token_placeholder = dataclasses.replace(settings, mpesa_callback_token="{token}")
+    token_placeholder = settings.model_copy(update={"mpesa_callback_token": SecretStr("{token}")})
     return {
         "database": DatabaseResource(statement_timeout_ms=settings.statement_timeout_ms),
         "blnk": BlnkResource(

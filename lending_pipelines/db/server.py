@@ -25,7 +25,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-from ..settings import Settings, SettingsError
+from ..settings import Settings, SettingsError, reveal
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def _with_driver(url: URL, driver: str) -> URL:
 def server_url(settings: Settings) -> URL:
     """A URL of the server (database part is the operational database)."""
     if settings.database_url:
-        return _with_driver(make_url(settings.database_url), "psycopg")
+        return _with_driver(make_url(reveal(settings.database_url)), "psycopg")
     server = embedded_server(settings)
     return _with_driver(make_url(server.get_uri(database=OPERATIONAL_DATABASE)), "psycopg")
 

@@ -30,7 +30,7 @@ from starlette.routing import Route
 from ..db.engine import get_engine
 from ..db.inbound import store_event
 from ..db.server import operational_url
-from ..settings import get_settings
+from ..settings import get_settings, reveal
 from .access_log import RedactedAccessLog
 from .config import TWILIO_AUTH_TOKEN_ENV, ReceiverConfig, ReceiverConfigError
 from .limits import CloseAfterRefusal
@@ -73,11 +73,13 @@ def build_app(
     from LENDING_TWILIO_AUTH_TOKEN)."""
     settings = get_settings()
     config = ReceiverConfig.build(
-        mpesa_token=_given(mpesa_token, settings.mpesa_callback_token),
-        previous_mpesa_token=_given(previous_mpesa_token, settings.mpesa_callback_token_previous),
+        mpesa_token=_given(mpesa_token, reveal(settings.mpesa_callback_token)),
+        previous_mpesa_token=_given(
+            previous_mpesa_token, reveal(settings.mpesa_callback_token_previous)
+        ),
         stripe_secrets=(
-            _given(stripe_webhook_secret, settings.stripe_webhook_secret),
-            _given(previous_stripe_webhook_secret, settings.stripe_webhook_secret_previous),
+            _given(stripe_webhook_secret, reveal(settings.stripe_webhook_secret)),
+            _given(previous_stripe_webhook_secret, reveal(settings.stripe_webhook_secret_previous)),
         ),
         twilio_auth_token=_given(twilio_auth_token, os.environ.get(TWILIO_AUTH_TOKEN_ENV)),
         public_url=_given(public_url, settings.webhooks_url),

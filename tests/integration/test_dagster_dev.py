@@ -12,7 +12,7 @@ import pytest
 from lending_dev import devenv
 from lending_dev.sandbox.server import BackgroundServer, free_port
 from lending_pipelines import devmode
-from lending_pipelines.settings import PROJECT_ROOT, get_settings
+from lending_pipelines.settings import PROJECT_ROOT, get_settings, reveal
 from lending_pipelines.webhooks.app import build_app as build_receiver
 
 
@@ -95,7 +95,7 @@ def test_plain_dagster_dev_with_the_local_services_running_gets_the_dev_secrets_
         assert settings.dev_mode is True
         assert os.environ["LENDING_DEV_MODE"] == "true", "run workers inherit dev mode"
         assert os.environ["LENDING_ENCRYPTION_KEY"] == stored["LENDING_ENCRYPTION_KEY"]
-        assert settings.mpesa_callback_token == stored["LENDING_MPESA_CALLBACK_TOKEN"]
+        assert reveal(settings.mpesa_callback_token) == stored["LENDING_MPESA_CALLBACK_TOKEN"]
         assert (
             os.environ["LENDING_STRIPE_API_KEY"] == devenv.DEV_ENVIRONMENT["LENDING_STRIPE_API_KEY"]
         )

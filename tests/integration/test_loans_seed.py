@@ -4,8 +4,6 @@ healthy system; `lending seed --faults` then breaks it on purpose. Seeding is id
 
 from __future__ import annotations
 
-import dataclasses
-
 import sqlalchemy as sa
 
 from lending_dev.seed.loans import inject_demo_faults, seed_loans
@@ -15,7 +13,7 @@ from tests.loans_world import *  # noqa: F403
 
 
 def seeded(world) -> None:
-    settings = dataclasses.replace(get_settings(), sandbox_url=world.sandbox.base_url)
+    settings = get_settings().model_copy(update={"sandbox_url": world.sandbox.base_url})
     with world.engine.begin() as conn:
         seed_loans(conn, settings)
 
@@ -56,7 +54,7 @@ def test_the_seeded_demo_opens_healthy_every_partner_polled_and_every_loan_paid(
 
 def test_injected_demo_faults_fail_one_partners_polls_and_some_phones(world):
     seeded(world)
-    settings = dataclasses.replace(get_settings(), sandbox_url=world.sandbox.base_url)
+    settings = get_settings().model_copy(update={"sandbox_url": world.sandbox.base_url})
     with world.engine.begin() as conn:
         done = inject_demo_faults(conn, settings)
     assert len(done) == 2 and "unusable phone" in done[1]

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from lending_pipelines.settings import PROJECT_ROOT, Settings, SettingsError, documented_settings
+from lending_pipelines.settings.table import readme_with_table
 
 
 def test_defaults_follow_the_spec():
@@ -63,6 +64,13 @@ def test_readme_documents_every_setting():
     assert missing == []
 
 
+def test_readme_configuration_table_is_the_one_generated_from_the_settings():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert readme_with_table(readme) == readme, (
+        "run `uv run python -m lending_pipelines.settings.table --write`"
+    )
+
+
 def test_printing_settings_never_shows_a_secret():
     secrets = {
         "LENDING_DATABASE_URL": "postgresql+psycopg://app:db-pass-91@db/lending",
@@ -71,5 +79,6 @@ def test_printing_settings_never_shows_a_secret():
         "LENDING_STRIPE_WEBHOOK_SECRET": "whsec_secret_def",
         "LENDING_ALERT_WEBHOOK_URL": "https://hooks.example.test/T000/secret-path",
     }
-    shown = repr(Settings.from_env(secrets))
+    settings = Settings.from_env(secrets)
+    shown = repr(settings) + str(settings) + settings.model_dump_json()
     assert [value for value in secrets.values() if value in shown] == []
