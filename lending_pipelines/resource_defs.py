@@ -71,6 +71,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "alerts": AlertsResource(
             webhook_url=dg.EnvVar("LENDING_ALERT_WEBHOOK_URL")
             if settings.alert_webhook_url
-            else None
+            else None,
+            reminder_minutes=settings.alert_reminder_minutes,
         ),
     }

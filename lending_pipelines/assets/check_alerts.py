@@ -7,7 +7,6 @@ import dagster as dg
 
 from ..resources.alerts import AlertsResource
 from ..resources.database import DatabaseResource
-from ..settings import get_settings
 from ..workflows.incidents import reminder_interval, report_condition
 
 
@@ -29,5 +28,5 @@ def alert_on_check(
         title=title,
         text=result.description or title,
         severity=severity,
-        remind_every=reminder_interval(get_settings().alert_reminder_minutes),
+        remind_every=reminder_interval(alerts.reminder_minutes),
     )

@@ -85,6 +85,12 @@ class AlertsResource(ConfigurableResource):
     timeout: float = Field(default=5.0, gt=0, description="Seconds per delivery attempt.")
     retries: int = Field(default=3, ge=0, description="Extra delivery attempts.")
     backoff_seconds: float = Field(default=0.5, ge=0)
+    reminder_minutes: int = Field(
+        default=240,
+        ge=0,
+        description="A condition that keeps failing alerts again every this many minutes "
+        "(0: never again) until it clears (LENDING_ALERT_REMINDER_MINUTES).",
+    )
 
     def send(
         self,

@@ -67,7 +67,7 @@ def _alert_on_unreadable_credentials(
 ) -> None:
     """One incident per partner whose secrets no configured key decrypts (a wrong or missing
     LENDING_ENCRYPTION_KEY): its polls, payments and Fineract records stop; the others go on."""
-    remind = reminder_interval(get_settings().alert_reminder_minutes)
+    remind = reminder_interval(alerts.reminder_minutes)
     for poll in cycle.polls:
         report_condition(
             database.get_engine(),
