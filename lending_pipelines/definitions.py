@@ -4,8 +4,8 @@
 Executors, chosen by measurement (bench/runs.py): a step subprocess re-imports this module
 (10+ s on a 2-core machine), which dwarfed the work of a polling run. So every job executes in
 the run process (`in_process_executor`, the default below); a crash there ends the run and the
-next run reconciles from the stored intents, as after a crashed step process. The payout job
-alone keeps step processes (assets/payouts/jobs.py): its chunk workers pay in parallel.
+next run reconciles from the stored intents, as after a crashed step process. The payout
+step's chunk workers pay in parallel as threads (workflows/payouts/workers.py).
 """
 
 import dagster as dg

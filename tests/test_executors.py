@@ -1,15 +1,13 @@
 """Each job's executor, chosen by measurement (bench/runs.py): a change shows here in review.
 
-A step subprocess re-imports the code location (10+ s on the 2-core machine), so jobs whose
-steps run one after another execute in the run process; only the payout job, whose chunk
-workers pay creators in parallel, has step processes, forked from one forkserver that imported
-the code location once.
+A step subprocess costs a process start and a code-location import (seconds on the 2-core
+machine), which dwarfed the work of every job. So every job executes in the run process; the
+payout job's chunk workers pay in parallel as threads of their step (the work is waiting on
+Stripe), with the database keeping them apart (tests/integration/test_payouts_workers.py).
 """
 
 from lending_pipelines.definitions import defs
 from lending_pipelines.settings import get_settings
-
-PAYOUT_JOB = "creator_payouts_job"
 
 
 def _jobs():
@@ -20,18 +18,20 @@ def _jobs():
     ]
 
 
-def test_jobs_whose_steps_run_one_after_another_execute_in_the_run_process():
-    executors = {job.name: job.executor_def.name for job in _jobs() if job.name != PAYOUT_JOB}
-    assert executors
+def test_every_job_executes_in_the_run_process():
+    executors = {job.name: job.executor_def.name for job in _jobs()}
+    assert "creator_payouts_job" in executors
     assert set(executors.values()) == {"in_process"}, executors
 
 
-def test_payout_chunk_workers_run_in_parallel_in_processes_forked_from_a_preloaded_server():
-    job = defs.resolve_job_def(PAYOUT_JOB)
-    config = job.executor_def.apply_config_mapping({}).value["config"]
-    assert job.executor_def.name == "multiprocess"
-    assert config["start_method"] == {
-        "forkserver": {"preload_modules": ["lending_pipelines.preload"]}
+def test_the_payout_step_runs_its_chunk_workers_at_once_not_one_step_each():
+    job = defs.resolve_job_def("creator_payouts_job")
+    steps = {node.name for node in job.graph.node_defs}
+    assert steps == {
+        "eligible_creators",
+        "payout_batch",
+        "payout_transfers",
+        "payout_transfers_every_item_paid",
+        "payout_transfers_ledger_matches_transfers",
     }
-    # every chunk worker at once (the multiprocess default is the CPU count: 2 here)
-    assert config["max_concurrent"] >= get_settings().payout_max_concurrent_chunks
+    assert get_settings().payout_max_concurrent_chunks == 5  # threads of payout_transfers

@@ -105,9 +105,12 @@ def test_steps_per_run_stay_bounded_whatever_the_creator_count(
     result = run_payouts(payout_resources(db_url, sandbox))
     assert result.success
     steps = {event.step_key for event in result.all_events if event.step_key}
-    workers = {step for step in steps if "pay_payout_chunks" in step}
-    assert len(workers) == 5  # LENDING_PAYOUT_MAX_CONCURRENT_CHUNKS, not one step per chunk
-    assert len(steps) <= 12
+    assert len(steps) <= 5  # eligible_creators, payout_batch, payout_transfers, two checks
+    metadata = materializations(result, "payout_transfers")
+    # LENDING_PAYOUT_MAX_CONCURRENT_CHUNKS workers, not one per chunk, each of them paying
+    assert metadata["workers"] == 5
+    assert len(metadata["chunks_per_worker"]) == 5 and min(metadata["chunks_per_worker"]) >= 1
+    assert sum(metadata["chunks_per_worker"]) == creators // 2
     assert sandbox.state("stripe")["transfer_count"] == creators
     with db.connect() as conn:
         chunks = conn.execute(

@@ -9,19 +9,23 @@ Every payout date (02:00 on the 1st and 15th, UTC by default) is one partition o
 * `payout_batch` freezes that evaluation into one batch, one item per creator (idempotency key
   `payouts-<date>:<creator>`) and chunks of LENDING_PAYOUT_CHUNK_SIZE; re-materializing creates
   nothing new. Blocking checks: the batch total is the sum of its items, no creator twice.
-* `payout_transfers` is a graph: a planner fans out at most LENDING_PAYOUT_MAX_CONCURRENT_CHUNKS
-  workers (so a run has a handful of steps whatever the creator count); each worker claims
-  chunks with FOR UPDATE SKIP LOCKED and pays their items one transaction each, paced by a
-  request-rate limit shared through PostgreSQL by every worker process and run.
+* `payout_transfers` runs LENDING_PAYOUT_MAX_CONCURRENT_CHUNKS chunk workers at once, threads of
+  its step (workflows.payouts.workers); each claims chunks with FOR UPDATE SKIP LOCKED and pays
+  their items one transaction each, paced by a request-rate limit shared through PostgreSQL by
+  every worker and run.
 
 `payout_retry_job` (daily) retries failed items: the same idempotency key while the outcome is
 unknown, a new key only after Stripe shows no transfer for the item (domain.payouts.retry_plan)."""
 
 import time
+from dataclasses import asdict
+from datetime import date
 
 import dagster as dg
+import sqlalchemy as sa
 
 from ...db import payouts as db
+from ...db.payouts import work
 from ...domain import payouts as rules
 from ...partners.stripe import StripeConnectError
 from ...resources.database import DatabaseResource
@@ -29,11 +33,21 @@ from ...resources.payouts_config import PayoutsConfig
 from ...resources.stripe_connect import StripeConnectResource
 from ...workflows.payouts.processing import (
     STOP_RUN_KINDS,
+    DuplicateTransferError,
     refresh_connect_accounts,
 )
+from ...workflows.payouts.workers import pay_batch_with_workers
 from ..platform_tables import CREATORS_TABLE
-from .common import GROUP, OWNERS, POOL, RETRY, money, outcomes_table, stripe_limiter
-from .ops import finalize_payout_batch, pay_payout_chunks, plan_payout_workers
+from .common import (
+    GROUP,
+    OWNERS,
+    POOL,
+    RETRY,
+    money,
+    outcomes_table,
+    stripe_limiter,
+    transfers_metadata,
+)
 from .partitions import payout_date_of, payout_partitions
 
 # --- eligible_creators -------------------------------------------------------------------------
@@ -197,19 +211,71 @@ def payout_batch(
     )
 
 
-@dg.graph_asset(
+@dg.asset(
     partitions_def=payout_partitions,
     group_name=GROUP,
     owners=OWNERS,
     kinds={"stripe", "postgres"},
     tags={"workflow": "creator_payouts"},
-    ins={"payout_batch": dg.AssetIn("payout_batch", dagster_type=dg.Nothing)},
+    deps=[payout_batch],
+    pool=POOL,
+    retry_policy=RETRY,
     description="Stripe Connect transfers for every item of the batch, each recorded with its "
-    "withdrawal ledger entry in the same transaction.",
+    "withdrawal ledger entry in the same transaction: LENDING_PAYOUT_MAX_CONCURRENT_CHUNKS "
+    "chunk workers at once, each claiming chunks with FOR UPDATE SKIP LOCKED.",
 )
-def payout_transfers(payout_batch):
-    reports = plan_payout_workers(batch_ready=payout_batch).map(pay_payout_chunks).collect()
-    return finalize_payout_batch(reports)
+def payout_transfers(
+    context: dg.AssetExecutionContext,
+    database: DatabaseResource,
+    stripe_connect: StripeConnectResource,
+    payouts_config: PayoutsConfig,
+) -> dg.MaterializeResult:
+    payout_date = payout_date_of(context.partition_key)
+    engine = database.get_engine()
+    batch_id, open_chunks = _open_batch(context, engine, payout_date)
+    workers = max(1, min(payouts_config.max_concurrent_chunks, open_chunks))
+    context.log.info(f"batch {payout_date}: {open_chunks} open chunks, {workers} workers")
+    try:
+        reports = pay_batch_with_workers(
+            engine,
+            batch_id,
+            lambda: stripe_connect.get_client(limiter=stripe_limiter(engine, payouts_config)),
+            workers=workers,
+            run_id=context.run.run_id,
+            lease_seconds=payouts_config.lease_seconds,
+        )
+    except DuplicateTransferError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    except StripeConnectError as exc:
+        if exc.kind in STOP_RUN_KINDS:  # bad credentials: retrying the step cannot help
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        raise
+    for number, report in enumerate(reports):
+        context.log.info(f"worker {number}: {asdict(report)}")
+    return dg.MaterializeResult(metadata=transfers_metadata(engine, payout_date, reports))
+
+
+def _open_batch(
+    context: dg.AssetExecutionContext, engine: sa.Engine, payout_date: date
+) -> tuple[int, int]:
+    """The date's batch and its open chunks, after freeing the chunk leases of runs Dagster
+    reports ended (a worker killed with its run, SIGKILL or OOM, left its chunk leased)."""
+    with engine.begin() as conn:
+        batch = db.get_batch(conn, payout_date)
+        if batch is None:
+            raise db.PayoutStateError(f"payout date {payout_date}: no batch; run payout_batch")
+        ended = [
+            run_id
+            for run_id in work.leasing_runs(conn, batch.batch_id)
+            if run_id != context.run.run_id
+            and (run := context.instance.get_run_by_id(run_id)) is not None
+            and run.is_finished
+        ]
+        released = work.release_leases_of_runs(conn, batch.batch_id, ended)
+        open_chunks = db.open_chunk_count(conn, batch.batch_id)
+    if released:
+        context.log.warning(f"released {released} chunk lease(s) of ended runs {ended}")
+    return batch.batch_id, open_chunks
 
 
 PAYOUT_ASSETS = [eligible_creators, payout_batch, payout_transfers]

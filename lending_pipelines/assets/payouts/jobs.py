@@ -5,28 +5,15 @@ import dagster as dg
 from ...instance import serial_tags
 from ...kill_switch import automation_paused
 from ...resources.database import DatabaseResource
-from ...settings import get_settings
 from .assets import PAYOUT_ASSETS
 from .ops import apply_stripe_events_op, retry_failed_payout_items
 from .partitions import payout_partitions
 
 RETRY_CRON = "0 6 * * *"
 
-# The one job with step processes: its chunk workers pay creators in parallel (DynamicOut), each
-# in its own process so one worker's crash leaves the others' in-flight Stripe calls to finish
-# and record. They fork from a server that imported the code location once (not spawned, each
-# re-importing it for 10+ s), and every chunk worker plus one runs at once (default: CPU count).
-PAYOUT_EXECUTOR = dg.multiprocess_executor.configured(
-    {
-        "max_concurrent": max(2, get_settings().payout_max_concurrent_chunks + 1),
-        "start_method": {"forkserver": {"preload_modules": ["lending_pipelines.preload"]}},
-    }
-)
-
 creator_payouts_job = dg.define_asset_job(
     "creator_payouts_job",
     selection=dg.AssetSelection.assets(*PAYOUT_ASSETS),
-    executor_def=PAYOUT_EXECUTOR,
     tags=serial_tags("creator_payouts_job"),
     description="Pay one payout date: eligibility, batch, transfers. A backfill of a missed "
     "date pays it; re-running a date pays nobody twice.",
