@@ -15,6 +15,7 @@ from tests.deploy.manifests import (
     USER_DEPLOYMENTS,
     Workload,
     config_maps,
+    k8s_containers,
     k8s_documents,
     k8s_workloads,
     load_yaml,
@@ -184,3 +185,31 @@ def test_every_lending_pod_runs_the_code_location_image_as_the_images_non_root_u
             assert container["image"] == image["name"], (doc["metadata"]["name"], container)
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert deployment["podSecurityContext"]["runAsUser"] == 10001
+
+
+def _lending_commands() -> list[list[str]]:
+    commands = []
+    for _, container in k8s_containers():
+        argv = container["command"]
+        if argv[:2] == ["sh", "-c"]:
+            commands += [part.split() for part in argv[2].split("&&")]
+        else:
+            commands.append(argv)
+    return [argv for argv in commands if argv[0] == "lending"]
+
+
+def test_the_pods_run_lending_commands_the_cli_accepts_migrations_before_pool_limits():
+    from lending_pipelines.cli import parser
+
+    commands = _lending_commands()
+    for argv in commands:
+        parser().parse_args(argv[1:])  # exits (SystemExit) on a command the CLI does not have
+    assert ["lending", "db", "upgrade"] in commands
+    assert ["lending", "pools", "apply"] in commands
+    assert ["lending", "webhooks"] in commands
+    (job,) = [d for d in k8s_documents() if d["kind"] == "Job"]
+    pod = job["spec"]["template"]["spec"]
+    # Init containers finish before the main one starts: the schema, then the pools.
+    assert "lending db upgrade" in " ".join(pod["initContainers"][0]["command"])
+    assert pod["containers"][0]["command"] == ["lending", "pools", "apply"]
+    assert job["spec"]["backoffLimit"] == 0 and pod["restartPolicy"] == "Never"
