@@ -120,3 +120,23 @@ def test_every_run_tag_and_pool_used_in_code_has_a_limit_in_both_production_inst
         assert concurrency["pools"]["default_limit"] == DEFAULT_POOL_LIMIT
         limited = {limit["key"] for limit in concurrency["runs"]["tag_concurrency_limits"]}
         assert tag_keys - LABEL_TAGS <= limited, which
+
+
+def test_the_workspace_points_at_the_code_location_the_user_deployments_release_serves():
+    import tomllib
+
+    from lending_pipelines.settings import PROJECT_ROOT
+    from tests.deploy.manifests import USER_DEPLOYMENTS
+
+    values = load_yaml(HELM_VALUES)
+    workspace = values["dagsterWebserver"]["workspace"]
+    (deployment,) = load_yaml(USER_DEPLOYMENTS)["deployments"]
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    assert workspace["enabled"] is True
+    assert workspace["servers"] == [
+        {
+            "host": deployment["name"],
+            "port": deployment["port"],
+            "name": pyproject["tool"]["dagster"]["code_location_name"],
+        }
+    ]
