@@ -140,3 +140,13 @@ def test_the_workspace_points_at_the_code_location_the_user_deployments_release_
             "name": pyproject["tool"]["dagster"]["code_location_name"],
         }
     ]
+
+
+def test_run_pods_get_one_sizing_whichever_of_launcher_and_code_location_the_chart_applies():
+    from tests.deploy.manifests import USER_DEPLOYMENTS
+
+    launcher = load_yaml(HELM_VALUES)["runLauncher"]["config"]["k8sRunLauncher"]
+    (deployment,) = load_yaml(USER_DEPLOYMENTS)["deployments"]
+    # includeConfigInLaunchedRuns passes the deployment's resources to its run pods.
+    assert deployment["resources"] == launcher["resources"]
+    assert launcher["resources"]["limits"]["memory"] == "2Gi"

@@ -49,8 +49,6 @@ def test_the_run_pods_and_dagsters_own_pods_have_valid_kubernetes_settings():
     values = load_yaml(HELM_VALUES)
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     checks = [
-        (launcher["volumes"], "list[V1Volume]", "volumes", False),
-        (launcher["volumeMounts"], "list[V1VolumeMount]", "volumeMounts", False),
         (launcher["resources"], "V1ResourceRequirements", "resources", False),
         (launcher["securityContext"], "V1SecurityContext", "securityContext", False),
         (launcher["runK8sConfig"]["jobSpecConfig"], "V1JobSpec", "jobSpecConfig", True),
