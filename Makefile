@@ -10,7 +10,7 @@ UV := $(PYTHON) -m uv
 
 .venv/.synced: pyproject.toml uv.lock
 	$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --extra k8s
 	@touch $@
 
 install: .venv/.synced
