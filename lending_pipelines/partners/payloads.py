@@ -45,9 +45,10 @@ _TYPE_PHRASES: dict[Any, str] = {
 
 
 class Payload(pydantic.BaseModel):
-    """A partner payload: unknown fields ignored (partners add fields), immutable once read."""
+    """A partner payload: read by its wire names only, unknown fields ignored (partners add
+    fields), immutable once read."""
 
-    model_config = pydantic.ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = pydantic.ConfigDict(extra="ignore", frozen=True)
 
 
 def refuse(expected: str) -> PydanticCustomError:
