@@ -64,10 +64,6 @@ class FieldProblem:
     value: Any  # MISSING when the field was absent
     expected: str
 
-    @property
-    def shown_value(self) -> str:
-        return "missing" if self.value is MISSING else repr(self.value)
-
 
 def first_problem(model: type[pydantic.BaseModel], exc: pydantic.ValidationError) -> FieldProblem:
     """The first error of `exc` (raised validating `model`) as field, value and expectation.

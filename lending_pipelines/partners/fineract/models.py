@@ -6,7 +6,6 @@ rest of its page is kept."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -57,30 +56,6 @@ class LoanStatusId(IntEnum):
 
 
 @dataclass(frozen=True)
-class FineractBorrower:
-    """A Fineract *client* (the borrower), the holder of the phone number."""
-
-    tenant: str
-    id: int
-    display_name: str
-    mobile_no: str | None = None
-    external_id: str | None = None
-    active: bool = True
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """Fineract's CommandProcessingResult (nulls omitted on the wire)."""
-
-    resource_id: int | None
-    loan_id: int | None = None
-    sub_resource_id: int | None = None
-    sub_resource_external_id: str | None = None
-    changes: Mapping[str, Any] = field(default_factory=dict)
-    served_from_cache: bool = False
-
-
-@dataclass(frozen=True)
 class BadLoanRecord:
     """A loan in a listing that could not be parsed: set aside, named, never silently lost."""
 
@@ -113,12 +88,14 @@ class LoanListing:
 
 
 def _ymd(value: Any) -> date:
-    """Fineract's LocalDate: `[yyyy, m, d]`, three plain integers."""
-    if type(value) is list and len(value) == 3 and all(type(part) is int for part in value):
-        try:
-            return date(*value)
-        except ValueError:
-            pass
+    """Fineract's LocalDate: `[yyyy, m, d]`, three plain integers that make a day."""
+    if type(value) is list and len(value) == 3:
+        year, month, day = value
+        if type(year) is int and type(month) is int and type(day) is int:
+            try:
+                return date(year, month, day)
+            except ValueError:
+                pass
     raise refuse("a date as [yyyy, m, d]")
 
 
@@ -217,24 +194,35 @@ class LoanTransactionsPayload(Payload):
     ) = None
 
 
-class ClientPayload(Payload):
-    """`GET /clients/{id}`: the borrower."""
+class FineractBorrower(Payload):
+    """`GET /clients/{id}`: a Fineract *client* (the borrower), the holder of the phone number."""
 
     id: StrictInt
-    display_name: StrictStr | None = Field(None, alias="displayName")
+    display_name: Annotated[StrictStr, pydantic.BeforeValidator(lambda v: v or "")] = Field(
+        "", alias="displayName"
+    )
     mobile_no: StrictStr | None = Field(None, alias="mobileNo")
     external_id: StrictStr | None = Field(None, alias="externalId")
     active: StrictBool = True
 
 
-class CommandResultPayload(Payload):
-    """CommandProcessingResult of a disburse / repayment command (nulls omitted)."""
+class CommandResult(Payload):
+    """Fineract's CommandProcessingResult of a disburse / repayment command (nulls omitted);
+    `served_from_cache` comes from the response header, not the body."""
 
     resource_id: StrictInt | None = Field(None, alias="resourceId")
     loan_id: StrictInt | None = Field(None, alias="loanId")
     sub_resource_id: StrictInt | None = Field(None, alias="subResourceId")
     sub_resource_external_id: StrictStr | None = Field(None, alias="subResourceExternalId")
-    changes: dict[str, Any] | None = None
+    changes: Annotated[
+        dict[str, Any], pydantic.BeforeValidator(lambda v: {} if v is None else v)
+    ] = Field(default_factory=dict)
+    _served_from_cache: bool = pydantic.PrivateAttr(False)
+
+    @property
+    def served_from_cache(self) -> bool:
+        """Fineract replayed the stored answer of an earlier request with the same key."""
+        return self._served_from_cache
 
 
 # --- parsing -----------------------------------------------------------------------------
@@ -323,29 +311,15 @@ def parse_transaction_external_ids(tenant: str, loan_id: int, raw: Any) -> list[
 def parse_borrower(tenant: str, raw: Any) -> FineractBorrower:
     client_id = raw.get("id") if isinstance(raw, dict) else None
     prefix = f"client[{client_id}]." if type(client_id) is int else ""
-    client = validate(ClientPayload, tenant, raw, prefix=prefix)
-    return FineractBorrower(
-        tenant=tenant,
-        id=client.id,
-        display_name=client.display_name or "",
-        mobile_no=client.mobile_no,
-        external_id=client.external_id,
-        active=client.active,
-    )
+    return validate(FineractBorrower, tenant, raw, prefix=prefix)
 
 
 def parse_command_result(
     tenant: str, loan_id: int, raw: Any, served_from_cache: bool
 ) -> CommandResult:
-    result = validate(CommandResultPayload, tenant, raw, loan_id)
-    return CommandResult(
-        resource_id=result.resource_id,
-        loan_id=result.loan_id,
-        sub_resource_id=result.sub_resource_id,
-        sub_resource_external_id=result.sub_resource_external_id,
-        changes=result.changes or {},
-        served_from_cache=served_from_cache,
-    )
+    result = validate(CommandResult, tenant, raw, loan_id)
+    result._served_from_cache = served_from_cache
+    return result
 
 
 def format_command_date(day: date) -> str:
