@@ -79,8 +79,11 @@ LAYERS = {
         "lending_pipelines.assets",
         "lending_pipelines.resources",
         "lending_pipelines.workflows",
+        "lending_pipelines.partners",
         "dagster",
     ),
+    # db -> domain only: no module of db/ (any workflow's) reaches a partner client or resource.
+    "db": ("lending_pipelines.partners", "lending_pipelines.resources"),
     "db/rate_limit.py": ("lending_pipelines.resources", "dagster"),
     "assets/payouts": ("lending_pipelines.sensors",),
     "assets/escrow": ("lending_pipelines.sensors",),

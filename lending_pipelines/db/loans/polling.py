@@ -11,7 +11,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ...partners.fineract import FineractLoan
+from ...domain.tracked_loans import FineractLoan
 from .tables import (
     T,
 )

@@ -1,4 +1,4 @@
-"""Blnk ledger: the HTTP client, its typed payloads and error taxonomy."""
+"""Blnk ledger: the HTTP client, its payload models (pydantic) and error taxonomy."""
 
 from .client import BlnkClient
 from .errors import (

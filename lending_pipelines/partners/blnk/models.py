@@ -1,40 +1,67 @@
-"""Blnk payloads as typed values (amounts as integers in minor units, `precise_amount`),
-parsed from response bodies into `BlnkPayloadError` when a field is not what we need."""
+"""Blnk payloads (API_CONTRACTS.md §4), one pydantic model each — ledger, balance,
+transaction — which are also the values the client returns: amounts are integers in minor units
+(`precise_amount`; Blnk writes big.Int as a JSON number, a digit string is read exactly, a float
+never), a body that does not validate is a `BlnkPayloadError` naming the object, field and
+value."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any, TypeVar
 
+import pydantic
+from pydantic import Field
+from pydantic_core import ValidationError
+
+from ..payloads import MISSING, Expect, Payload, first_problem, refuse
 from .errors import PARTNER, BlnkPayloadError
 
 
-@dataclass(frozen=True)
-class BlnkLedger:
-    ledger_id: str
-    name: str
-    meta_data: dict[str, Any] = field(default_factory=dict)
+def _minor_units(value: Any) -> int:
+    if type(value) is int:
+        return value
+    if isinstance(value, str) and value.strip().removeprefix("-").isdigit():
+        return int(value)
+    raise refuse("an integer (minor units)")
 
 
-@dataclass(frozen=True)
-class BlnkBalance:
+# An amount in minor units: a JSON integer or a digit string; never a float (not exact past 2**53).
+MinorUnits = Annotated[
+    int, pydantic.PlainValidator(_minor_units), Expect("an integer (minor units)")
+]
+Id = Annotated[
+    str, pydantic.StringConstraints(strict=True, min_length=1), Expect("a non-empty string")
+]
+# Optional text: absent or null reads as "".
+Text = Annotated[pydantic.StrictStr, pydantic.BeforeValidator(lambda v: "" if v is None else v)]
+# Optional tag: absent, null or "" reads as None.
+Tag = Annotated[pydantic.StrictStr | None, pydantic.BeforeValidator(lambda v: v or None)]
+Meta = Annotated[dict[str, Any], pydantic.BeforeValidator(lambda v: {} if v is None else v)]
+
+
+class BlnkLedger(Payload):
+    ledger_id: Id
+    name: Text = ""
+    meta_data: Meta = Field(default_factory=dict)
+
+
+class BlnkBalance(Payload):
     """A balance; every amount is an integer in minor units."""
 
-    balance_id: str
-    ledger_id: str
-    currency: str
-    balance: int
-    credit_balance: int
-    debit_balance: int
-    inflight_balance: int
-    inflight_credit_balance: int
-    inflight_debit_balance: int
-    indicator: str | None = None
-    identity_id: str | None = None
-    version: int | None = None
-    meta_data: dict[str, Any] = field(default_factory=dict)
+    balance_id: Id
+    ledger_id: Text = ""
+    currency: Id
+    balance: MinorUnits
+    credit_balance: MinorUnits = 0
+    debit_balance: MinorUnits = 0
+    inflight_balance: MinorUnits = 0
+    inflight_credit_balance: MinorUnits = 0
+    inflight_debit_balance: MinorUnits = 0
+    indicator: Tag = None
+    identity_id: Tag = None
+    version: pydantic.StrictInt | None = None
+    meta_data: Meta = Field(default_factory=dict)
 
     @property
     def available(self) -> int:
@@ -42,25 +69,51 @@ class BlnkBalance:
         return self.balance - self.inflight_debit_balance
 
 
-@dataclass(frozen=True)
-class BlnkTransaction:
-    transaction_id: str
-    reference: str
-    status: str
-    precise_amount: int
-    precision: int
-    currency: str
-    source: str
-    destination: str
-    description: str = ""
-    parent_transaction: str = ""
-    meta_data: dict[str, Any] = field(default_factory=dict)
-    created_at: str | None = None
+class BlnkTransaction(Payload):
+    """A ledger transaction. `precise_amount` (minor units) is required unless a server sends
+    only `amount`, which must then be an exact multiple of 1/`precision`."""
+
+    transaction_id: Id
+    reference: Id
+    status: Annotated[Id, pydantic.AfterValidator(str.upper)]
+    precision: Annotated[pydantic.StrictInt, Field(ge=1), Expect("an integer >= 1")] = 1
+    precise_amount: MinorUnits
+    currency: Id
+    source: Text = ""
+    destination: Text = ""
+    description: Text = ""
+    parent_transaction: Text = ""
+    meta_data: Meta = Field(default_factory=dict)
+    created_at: pydantic.StrictStr | None = None
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _amount_times_precision(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict) or raw.get("precise_amount") is not None:
+            return raw
+        amount, precision = raw.get("amount"), raw.get("precision", 1)
+        if type(precision) is not int or precision < 1:
+            return raw  # the precision field reports itself
+        try:
+            if isinstance(amount, bool | type(None)):
+                raise ArithmeticError
+            scaled = Decimal(str(amount)) * precision
+        except ArithmeticError:
+            raise _field_error("amount", amount, "a number") from None
+        if scaled != scaled.to_integral_value():
+            raise _field_error("amount", amount, f"a multiple of 1/{precision}")
+        return {**raw, "precise_amount": int(scaled)}
 
     @property
     def rejection_reason(self) -> str | None:
         reason = self.meta_data.get("blnk_rejection_reason")
         return None if reason is None else str(reason)
+
+
+def _field_error(field: str, value: Any, expected: str) -> ValidationError:
+    return ValidationError.from_exception_data(
+        "BlnkTransaction", [{"type": refuse(expected), "loc": (field,), "input": value}]
+    )
 
 
 @dataclass(frozen=True)
@@ -119,121 +172,39 @@ class LedgerOutcome:
 
 # --- parsing -------------------------------------------------------------------------------
 
-
-def _payload_error(kind: str, obj_id: object, name: str, value: object, expected: str) -> Exception:
-    return BlnkPayloadError(
-        f"{PARTNER} {kind} {obj_id!r}: field {name!r} is {value!r}, expected {expected}"
-    )
+M = TypeVar("M", bound=Payload)
+_KINDS = {BlnkLedger: "ledger", BlnkBalance: "balance", BlnkTransaction: "transaction"}
+_ID_FIELDS = {BlnkLedger: "ledger_id", BlnkBalance: "balance_id", BlnkTransaction: "transaction_id"}
 
 
-def _int_field(kind: str, obj: Mapping[str, Any], obj_id: object, name: str, default=None) -> int:
-    """An integer amount. Blnk serialises big.Int as a JSON number; a digit string is accepted."""
-    value = obj.get(name, default)
-    if isinstance(value, bool):
-        raise _payload_error(kind, obj_id, name, value, "an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().removeprefix("-").isdigit():
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise _payload_error(kind, obj_id, name, value, "an integer")
-
-
-def _str_field(
-    kind: str, obj: Mapping[str, Any], obj_id: object, name: str, *, required: bool = True
-) -> str:
-    value = obj.get(name)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and not value):
-        raise _payload_error(kind, obj_id, name, value, "a non-empty string")
-    return value
-
-
-def _meta(kind: str, obj: Mapping[str, Any], obj_id: object) -> dict[str, Any]:
-    value = obj.get("meta_data")
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _payload_error(kind, obj_id, "meta_data", value, "an object")
-    return value
-
-
-def _object(kind: str, body: Any, hint: object) -> Mapping[str, Any]:
-    if not isinstance(body, dict):
-        raise BlnkPayloadError(f"{PARTNER} {kind} {hint!r}: body is {body!r}, expected an object")
-    return body
+def parse(model: type[M], body: Any, hint: object = None) -> M:
+    """`body` as `model`, or BlnkPayloadError naming the object (its id, else `hint`), the
+    field and the value."""
+    try:
+        return model.model_validate(body)
+    except pydantic.ValidationError as exc:
+        kind = _KINDS[model]
+        if not isinstance(body, dict):
+            raise BlnkPayloadError(
+                f"{PARTNER} {kind} {hint!r}: body is {body!r:.200}, expected an object"
+            ) from None
+        own_id = body.get(_ID_FIELDS[model])
+        obj_id = own_id if isinstance(own_id, str) and own_id else hint
+        problem = first_problem(model, exc)
+        value = None if problem.value is MISSING else problem.value
+        raise BlnkPayloadError(
+            f"{PARTNER} {kind} {obj_id!r}: field {problem.field!r} is {value!r:.200}, "
+            f"expected {problem.expected}"
+        ) from None
 
 
 def parse_ledger(body: Any, hint: object = None) -> BlnkLedger:
-    obj = _object("ledger", body, hint)
-    ledger_id = _str_field("ledger", obj, hint, "ledger_id")
-    return BlnkLedger(
-        ledger_id=ledger_id,
-        name=_str_field("ledger", obj, ledger_id, "name", required=False),
-        meta_data=_meta("ledger", obj, ledger_id),
-    )
+    return parse(BlnkLedger, body, hint)
 
 
 def parse_balance(body: Any, hint: object = None) -> BlnkBalance:
-    obj = _object("balance", body, hint)
-    balance_id = _str_field("balance", obj, hint, "balance_id")
-
-    def amount(name: str) -> int:
-        return _int_field("balance", obj, balance_id, name, default=0)
-
-    version = obj.get("version")
-    return BlnkBalance(
-        balance_id=balance_id,
-        ledger_id=_str_field("balance", obj, balance_id, "ledger_id", required=False),
-        currency=_str_field("balance", obj, balance_id, "currency"),
-        balance=_int_field("balance", obj, balance_id, "balance"),
-        credit_balance=amount("credit_balance"),
-        debit_balance=amount("debit_balance"),
-        inflight_balance=amount("inflight_balance"),
-        inflight_credit_balance=amount("inflight_credit_balance"),
-        inflight_debit_balance=amount("inflight_debit_balance"),
-        indicator=obj.get("indicator") or None,
-        identity_id=obj.get("identity_id") or None,
-        version=None if version is None else _int_field("balance", obj, balance_id, "version"),
-        meta_data=_meta("balance", obj, balance_id),
-    )
-
-
-def _precise_amount(obj: Mapping[str, Any], txn_id: str, precision: int) -> int:
-    """`precise_amount` (minor units) or, when a server omits it, `amount` x `precision`."""
-    if obj.get("precise_amount") is not None:
-        return _int_field("transaction", obj, txn_id, "precise_amount")
-    raw = obj.get("amount")
-    try:
-        scaled = Decimal(str(raw)) * precision
-    except (InvalidOperation, TypeError):
-        raise _payload_error("transaction", txn_id, "amount", raw, "a number") from None
-    if isinstance(raw, bool) or scaled != scaled.to_integral_value():
-        raise _payload_error("transaction", txn_id, "amount", raw, f"a multiple of 1/{precision}")
-    return int(scaled)
+    return parse(BlnkBalance, body, hint)
 
 
 def parse_transaction(body: Any, hint: object = None) -> BlnkTransaction:
-    obj = _object("transaction", body, hint)
-    txn_id = _str_field("transaction", obj, hint, "transaction_id")
-    precision = _int_field("transaction", obj, txn_id, "precision", default=1)
-    if precision < 1:
-        raise _payload_error("transaction", txn_id, "precision", precision, "an integer >= 1")
-    return BlnkTransaction(
-        transaction_id=txn_id,
-        reference=_str_field("transaction", obj, txn_id, "reference"),
-        status=_str_field("transaction", obj, txn_id, "status").upper(),
-        precise_amount=_precise_amount(obj, txn_id, precision),
-        precision=precision,
-        currency=_str_field("transaction", obj, txn_id, "currency"),
-        source=_str_field("transaction", obj, txn_id, "source", required=False),
-        destination=_str_field("transaction", obj, txn_id, "destination", required=False),
-        description=_str_field("transaction", obj, txn_id, "description", required=False),
-        parent_transaction=_str_field(
-            "transaction", obj, txn_id, "parent_transaction", required=False
-        ),
-        meta_data=_meta("transaction", obj, txn_id),
-        created_at=obj.get("created_at"),
-    )
+    return parse(BlnkTransaction, body, hint)

@@ -1,5 +1,5 @@
-"""Apache Fineract / Mifos X: the HTTP client of one partner (tenant), its typed payloads and
-their parsing, and the error taxonomy."""
+"""Apache Fineract / Mifos X: the HTTP client of one partner (tenant), its payload models
+(pydantic) and the error taxonomy."""
 
 from .client import (
     API_PREFIX,
@@ -27,8 +27,11 @@ from .models import (
     FineractBorrower,
     FineractLoan,
     LoanListing,
+    LoanPagePayload,
+    LoanPayload,
     LoanStatus,
     LoanStatusId,
+    LoanTransactionsPayload,
     format_command_date,
     idempotency_key,
     parse_borrower,
@@ -58,8 +61,11 @@ __all__ = [
     "FineractPayloadError",
     "FineractRetryableError",
     "LoanListing",
+    "LoanPagePayload",
+    "LoanPayload",
     "LoanStatus",
     "LoanStatusId",
+    "LoanTransactionsPayload",
     "error_from_response",
     "format_command_date",
     "idempotency_key",

@@ -36,7 +36,6 @@ from lending_pipelines.domain.backoff import backoff_delay
 from .config import FineractConfig
 from .errors import (
     FineractError,
-    FineractPayloadError,
     FineractRetryableError,
     error_from_response,
 )
@@ -47,16 +46,16 @@ from .models import (
     CommandResult,
     FineractBorrower,
     FineractLoan,
+    ListingPage,
     LoanListing,
     LoanStatusId,
-    _bad_record,
-    _Fields,
-    _Page,
     format_command_date,
     idempotency_key,
     parse_borrower,
     parse_command_result,
     parse_loan,
+    parse_page,
+    parse_transaction_external_ids,
 )
 
 log = logging.getLogger(__name__)
@@ -207,29 +206,15 @@ class FineractClient:
             params["sqlSearch"] = f"l.loan_status_id={int(status)}"
         return _Call("GET", "/loans", params=params)
 
-    def _parse_page(self, body: Any) -> _Page:
+    def _parse_page(self, body: Any) -> ListingPage:
         """One page; a malformed page fails the listing, a malformed loan only itself."""
-        f = _Fields(self.tenant, None, body)
-        total = f.integer("totalFilteredRecords")
-        items = body.get("pageItems")
-        if not isinstance(items, list):
-            raise FineractPayloadError(
-                tenant=self.tenant, loan_id=None, field="pageItems", value=items,
-                expected="a list of loans",
-            )  # fmt: skip
-        page = _Page(total=total, size=len(items))
-        for item in items:
-            try:
-                page.loans.append(parse_loan(self.tenant, item))
-            except FineractPayloadError as exc:
-                page.bad.append(_bad_record(item, exc))
-        return page
+        return parse_page(self.tenant, body)
 
-    def _is_last(self, page: _Page, offset: int) -> bool:
+    def _is_last(self, page: ListingPage, offset: int) -> bool:
         """No page after this one: the total is reached, or the page came back short."""
         return page.size < self.config.page_size or offset + page.size >= page.total
 
-    def _listing(self, status: int, pages: list[_Page], total: int) -> LoanListing:
+    def _listing(self, status: int, pages: list[ListingPage], total: int) -> LoanListing:
         seen: dict[int, FineractLoan] = {}
         dropped = 0
         for page in pages:
@@ -262,7 +247,7 @@ class FineractClient:
 
     def list_loans(self, status: int = LoanStatusId.APPROVED) -> LoanListing:
         """Every loan in `status`, page by page until the total or a short page."""
-        pages: list[_Page] = []
+        pages: list[ListingPage] = []
         offset = 0
         while True:
             body, _ = self._send(self._page_call(status, offset))
@@ -286,7 +271,7 @@ class FineractClient:
         pages = [self._parse_page(await self._asend(http, self._page_call(status, 0)))]
         total = pages[0].total
 
-        async def fetch(offset: int) -> _Page:
+        async def fetch(offset: int) -> ListingPage:
             return self._parse_page(await self._asend(http, self._page_call(status, offset)))
 
         # Waves of `page_concurrency` pages, stopping at the first short page: a total that
@@ -313,19 +298,7 @@ class FineractClient:
         transactions`): tells our disbursement from one made another way."""
         call = _Call("GET", f"/loans/{int(loan_id)}", params={"associations": "transactions"})
         body, _ = self._send(call)
-        transactions = body.get("transactions") if isinstance(body, dict) else None
-        if transactions is None:
-            return []
-        if not isinstance(transactions, list):
-            raise FineractPayloadError(
-                tenant=self.tenant, loan_id=loan_id, field="transactions", value=transactions,
-                expected="a list of transactions",
-            )  # fmt: skip
-        return [
-            str(t["externalId"])
-            for t in transactions
-            if isinstance(t, dict) and t.get("externalId")
-        ]
+        return parse_transaction_external_ids(self.tenant, loan_id, body)
 
     def get_borrower(self, client_id: int) -> FineractBorrower:
         """The Fineract client behind a loan: loan rows carry no phone number, clients do."""

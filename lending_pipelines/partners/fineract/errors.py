@@ -62,6 +62,7 @@ class FineractPayloadError(FineractFinalError):
         )
         self.field = field
         self.value = value
+        self.expected = expected
 
 
 def error_from_response(tenant: str, what: str, response: httpx.Response) -> FineractError:

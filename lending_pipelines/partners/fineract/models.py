@@ -1,17 +1,22 @@
-"""Fineract payloads as typed values and their parsing (API_CONTRACTS.md §1): dates as
-`[y, m, d]` arrays, omitted nulls, amounts as Decimal (never float); a malformed loan becomes
-a `BadLoanRecord` naming its field and value. The fast path parses well-formed loans without
-per-field checks and falls back to the checked parser on the first surprise."""
+"""Fineract payloads (API_CONTRACTS.md §1), one pydantic model each: dates as `[y, m, d]`
+arrays, omitted nulls, amounts as Decimal (JSON numbers are decoded as Decimal, never float),
+ids as JSON integers. A payload that does not validate becomes a `FineractPayloadError` naming
+tenant, loan, field and value; in a listing, a malformed loan becomes a `BadLoanRecord` and the
+rest of its page is kept."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import IntEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
+import pydantic
+from pydantic import Field, StrictBool, StrictInt, StrictStr
+
+from ...domain.tracked_loans import FineractLoan, LoanStatus
+from ..payloads import MISSING, Expect, Payload, first_problem, refuse
 from .errors import FineractPayloadError
 
 # Dates in command bodies are strings in this Java pattern + locale (both are required).
@@ -50,66 +55,6 @@ class LoanStatusId(IntEnum):
 # --- typed responses ---------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class LoanStatus:
-    id: int
-    code: str
-    value: str
-
-
-@dataclass(slots=True)
-class FineractLoan:
-    tenant: str
-    id: int
-    account_no: str
-    status: LoanStatus
-    currency: str
-    principal: Decimal
-    external_id: str | None = None
-    client_id: int | None = None
-    client_name: str | None = None
-    product_id: int | None = None
-    product_name: str | None = None
-    approved_principal: Decimal | None = None
-    net_disbursal_amount: Decimal | None = None
-    submitted_on: date | None = None
-    approved_on: date | None = None
-    expected_disbursement_on: date | None = None
-    actual_disbursement_on: date | None = None
-    total_outstanding: Decimal | None = None
-
-    @property
-    def disbursal_amount(self) -> Decimal:
-        """What the borrower receives: net of up-front charges when Fineract computed it."""
-        if self.net_disbursal_amount is not None:
-            return self.net_disbursal_amount
-        return self.approved_principal if self.approved_principal is not None else self.principal
-
-
-@dataclass(frozen=True)
-class FineractBorrower:
-    """A Fineract *client* (the borrower), the holder of the phone number."""
-
-    tenant: str
-    id: int
-    display_name: str
-    mobile_no: str | None = None
-    external_id: str | None = None
-    active: bool = True
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """Fineract's CommandProcessingResult (nulls omitted on the wire)."""
-
-    resource_id: int | None
-    loan_id: int | None = None
-    sub_resource_id: int | None = None
-    sub_resource_external_id: str | None = None
-    changes: Mapping[str, Any] = field(default_factory=dict)
-    served_from_cache: bool = False
-
-
 @dataclass(frozen=True)
 class BadLoanRecord:
     """A loan in a listing that could not be parsed: set aside, named, never silently lost."""
@@ -139,273 +84,242 @@ class LoanListing:
         return self.records_received != self.total_reported
 
 
-# --- parsing -----------------------------------------------------------------------------
+# --- wire models -------------------------------------------------------------------------
 
 
-class _Fields:
-    """Reads typed fields from one JSON object, naming tenant, loan and field on failure."""
-
-    def __init__(self, tenant: str, loan_id: int | None, raw: Any, prefix: str = "") -> None:
-        if not isinstance(raw, dict):
-            raise FineractPayloadError(
-                tenant=tenant, loan_id=loan_id, field=prefix or "body", value=raw,
-                expected="a JSON object",
-            )  # fmt: skip
-        self.tenant, self.loan_id, self.raw, self.prefix = tenant, loan_id, raw, prefix
-
-    def _fail(self, name: str, value: object, expected: str) -> FineractPayloadError:
-        return FineractPayloadError(
-            tenant=self.tenant, loan_id=self.loan_id, field=self.prefix + name, value=value,
-            expected=expected,
-        )  # fmt: skip
-
-    def obj(self, name: str, required: bool = True) -> _Fields | None:
-        value = self.raw.get(name)
-        if value is None:
-            if required:
-                raise self._fail(name, value, "an object")
-            return None
-        return _Fields(self.tenant, self.loan_id, value, f"{self.prefix}{name}.")
-
-    def integer(self, name: str, required: bool = True) -> int | None:
-        value = self.raw.get(name)
-        if value is None and not required:
-            return None
-        if isinstance(value, bool):
-            raise self._fail(name, value, "an integer")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, Decimal) and value == value.to_integral_value():
-            return int(value)
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
-        raise self._fail(name, value, "an integer")
-
-    def text(self, name: str, required: bool = True) -> str | None:
-        value = self.raw.get(name)
-        if value is None and not required:
-            return None
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        raise self._fail(name, value, "a string")
-
-    def flag(self, name: str, default: bool) -> bool:
-        value = self.raw.get(name, default)
-        if isinstance(value, bool):
-            return value
-        raise self._fail(name, value, "true or false")
-
-    def amount(self, name: str, required: bool = True) -> Decimal | None:
-        value = self.raw.get(name)
-        if value is None and not required:
-            return None
-        if isinstance(value, bool):
-            raise self._fail(name, value, "a decimal")
-        try:
-            amount = Decimal(str(value)) if isinstance(value, int | float | str) else value
-        except InvalidOperation:
-            raise self._fail(name, value, "a decimal") from None
-        if not isinstance(amount, Decimal) or not amount.is_finite():
-            raise self._fail(name, value, "a decimal")
-        return amount
-
-    def day(self, name: str) -> date | None:
-        value = self.raw.get(name)
-        if value is None:
-            return None
-        expected = "a date as [yyyy, m, d]"
-        try:
-            if (
-                isinstance(value, list)
-                and len(value) == 3
-                and all(isinstance(part, int) and not isinstance(part, bool) for part in value)
-            ):
-                return date(value[0], value[1], value[2])
-            if isinstance(value, str):
-                return date.fromisoformat(value)
-        except ValueError:
-            raise self._fail(name, value, expected) from None
-        raise self._fail(name, value, expected)
-
-
-@dataclass
-class _Page:
-    total: int
-    size: int  # loan objects on the page, parsed or not
-    loans: list[FineractLoan] = field(default_factory=list)
-    bad: list[BadLoanRecord] = field(default_factory=list)
-
-
-def _bad_record(item: Any, error: FineractPayloadError) -> BadLoanRecord:
-    loan_id = item.get("id") if isinstance(item, dict) else None
-    shown = repr(error.value)
-    return BadLoanRecord(
-        loan_id=loan_id if isinstance(loan_id, int) and not isinstance(loan_id, bool) else None,
-        field=error.field,
-        value=shown if len(shown) <= 200 else shown[:197] + "...",
-        expected=str(error).rsplit("expected ", 1)[-1],
-    )
-
-
-def parse_loan(tenant: str, raw: Any) -> FineractLoan:
-    """One loan object from `GET /loans` (pageItems) or `GET /loans/{id}`.
-
-    Polling parses tens of thousands of loans per cycle, so well-formed loans take a fast path
-    of exact type checks; anything it does not accept goes through the field-by-field parser,
-    which accepts the same values and names the offending field when it refuses one."""
-    try:
-        return _parse_loan_fast(tenant, raw)
-    except _NotFast:
-        return _parse_loan_checked(tenant, raw)
-
-
-class _NotFast(Exception):
-    """The fast path saw something unusual; the checked path decides."""
-
-
-def _fast_day(value: Any) -> date | None:
-    if value is None:
-        return None
+def _ymd(value: Any) -> date:
+    """Fineract's LocalDate: `[yyyy, m, d]`, three plain integers that make a day."""
     if type(value) is list and len(value) == 3:
         year, month, day = value
         if type(year) is int and type(month) is int and type(day) is int:
             try:
                 return date(year, month, day)
             except ValueError:
-                raise _NotFast from None
-    raise _NotFast
+                pass
+    raise refuse("a date as [yyyy, m, d]")
 
 
-def _fast_amount(value: Any) -> Decimal | None:
-    kind = type(value)
-    if kind is Decimal:
-        if value.is_finite():
-            return value
-        raise _NotFast
-    if kind is int:
-        return Decimal(value)
-    if value is None:
-        return None
-    raise _NotFast
+Ymd = Annotated[date, pydantic.PlainValidator(_ymd), Expect("a date as [yyyy, m, d]")]
+# A JSON number decoded as Decimal (an int when whole, a float from a decoder without
+# parse_float=Decimal: taken through its shortest repr); a decimal string is accepted, a bool,
+# NaN or an infinity is not.
+Amount = Annotated[Decimal, pydantic.Field(allow_inf_nan=False)]
 
 
-def _fast_optional(value: Any, kind: type) -> Any:
-    if value is None or type(value) is kind:
-        return value
-    raise _NotFast
+class StatusPayload(Payload):
+    id: StrictInt
+    code: StrictStr
+    value: StrictStr
 
 
-def _parse_loan_fast(tenant: str, raw: Any) -> FineractLoan:
-    if type(raw) is not dict:
-        raise _NotFast
-    get = raw.get
-    status, currency = get("status"), get("currency")
-    timeline, summary = get("timeline") or {}, get("summary") or {}
-    if not (
-        type(status) is dict
-        and type(currency) is dict
-        and type(timeline) is dict
-        and type(summary) is dict
-    ):
-        raise _NotFast
-    loan_id, account_no, principal = get("id"), get("accountNo"), get("principal")
-    status_id, code, value = status.get("id"), status.get("code"), status.get("value")
-    currency_code = currency.get("code")
-    if not (
-        type(loan_id) is int
-        and type(account_no) is str
-        and type(status_id) is int
-        and type(code) is str
-        and type(value) is str
-        and type(currency_code) is str
-        and principal is not None
-    ):
-        raise _NotFast
-    return FineractLoan(
+class CurrencyPayload(Payload):
+    code: StrictStr
+
+
+class TimelinePayload(Payload):
+    submitted_on: Ymd | None = Field(None, alias="submittedOnDate")
+    approved_on: Ymd | None = Field(None, alias="approvedOnDate")
+    expected_disbursement_on: Ymd | None = Field(None, alias="expectedDisbursementDate")
+    actual_disbursement_on: Ymd | None = Field(None, alias="actualDisbursementDate")
+
+
+class SummaryPayload(Payload):
+    """Only present from status 300 (active) on."""
+
+    total_outstanding: Amount | None = Field(None, alias="totalOutstanding")
+
+
+class LoanPayload(Payload):
+    """One loan of `GET /loans` (pageItems, with `fields=LIST_FIELDS`) or `GET /loans/{id}`."""
+
+    id: StrictInt
+    account_no: StrictStr = Field(alias="accountNo")
+    status: StatusPayload
+    currency: CurrencyPayload
+    principal: Amount
+    external_id: StrictStr | None = Field(None, alias="externalId")
+    client_id: StrictInt | None = Field(None, alias="clientId")
+    client_name: StrictStr | None = Field(None, alias="clientName")
+    product_id: StrictInt | None = Field(None, alias="loanProductId")
+    product_name: StrictStr | None = Field(None, alias="loanProductName")
+    approved_principal: Amount | None = Field(None, alias="approvedPrincipal")
+    net_disbursal_amount: Amount | None = Field(None, alias="netDisbursalAmount")
+    timeline: TimelinePayload | None = None
+    summary: SummaryPayload | None = None
+
+    def to_loan(self, tenant: str) -> FineractLoan:
+        timeline = self.timeline or _NO_TIMELINE
+        status = self.status
+        return FineractLoan(
+            tenant=tenant,
+            id=self.id,
+            account_no=self.account_no,
+            status=LoanStatus(status.id, status.code, status.value),
+            currency=self.currency.code,
+            principal=self.principal,
+            external_id=self.external_id,
+            client_id=self.client_id,
+            client_name=self.client_name,
+            product_id=self.product_id,
+            product_name=self.product_name,
+            approved_principal=self.approved_principal,
+            net_disbursal_amount=self.net_disbursal_amount,
+            submitted_on=timeline.submitted_on,
+            approved_on=timeline.approved_on,
+            expected_disbursement_on=timeline.expected_disbursement_on,
+            actual_disbursement_on=timeline.actual_disbursement_on,
+            total_outstanding=self.summary.total_outstanding if self.summary else None,
+        )
+
+
+_NO_TIMELINE = TimelinePayload()
+
+
+class LoanPagePayload(Payload):
+    """The `GET /loans` envelope; its loans are validated one by one (a bad one is set aside)."""
+
+    total_filtered_records: StrictInt = Field(alias="totalFilteredRecords")
+    page_items: Annotated[list[Any], Expect("a list of loans")] = Field(alias="pageItems")
+
+
+class LoanTransactionPayload(Payload):
+    external_id: StrictStr | None = Field(None, alias="externalId")
+
+
+class LoanTransactionsPayload(Payload):
+    """`GET /loans/{id}?associations=transactions`: only the transactions are read."""
+
+    transactions: (
+        Annotated[list[LoanTransactionPayload], Expect("a list of transactions")] | None
+    ) = None
+
+
+class FineractBorrower(Payload):
+    """`GET /clients/{id}`: a Fineract *client* (the borrower), the holder of the phone number."""
+
+    id: StrictInt
+    display_name: Annotated[StrictStr, pydantic.BeforeValidator(lambda v: v or "")] = Field(
+        "", alias="displayName"
+    )
+    mobile_no: StrictStr | None = Field(None, alias="mobileNo")
+    external_id: StrictStr | None = Field(None, alias="externalId")
+    active: StrictBool = True
+
+
+class CommandResult(Payload):
+    """Fineract's CommandProcessingResult of a disburse / repayment command (nulls omitted);
+    `served_from_cache` comes from the response header, not the body."""
+
+    resource_id: StrictInt | None = Field(None, alias="resourceId")
+    loan_id: StrictInt | None = Field(None, alias="loanId")
+    sub_resource_id: StrictInt | None = Field(None, alias="subResourceId")
+    sub_resource_external_id: StrictStr | None = Field(None, alias="subResourceExternalId")
+    changes: Annotated[
+        dict[str, Any], pydantic.BeforeValidator(lambda v: {} if v is None else v)
+    ] = Field(default_factory=dict)
+    _served_from_cache: bool = pydantic.PrivateAttr(False)
+
+    @property
+    def served_from_cache(self) -> bool:
+        """Fineract replayed the stored answer of an earlier request with the same key."""
+        return self._served_from_cache
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+M = TypeVar("M", bound=Payload)
+
+
+def validate(
+    model: type[M], tenant: str, raw: Any, loan_id: int | None = None, prefix: str = ""
+) -> M:
+    """`raw` as `model`, or FineractPayloadError naming tenant, loan, field and value."""
+    try:
+        return model.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise payload_error(model, exc, tenant, loan_id, prefix) from None
+
+
+def payload_error(
+    model: type[Payload],
+    exc: pydantic.ValidationError,
+    tenant: str,
+    loan_id: int | None,
+    prefix: str = "",
+) -> FineractPayloadError:
+    problem = first_problem(model, exc)
+    return FineractPayloadError(
         tenant=tenant,
-        id=loan_id,
-        account_no=account_no,
-        status=LoanStatus(status_id, code, value),
-        currency=currency_code,
-        principal=_fast_amount(principal),
-        external_id=_fast_optional(get("externalId"), str),
-        client_id=_fast_optional(get("clientId"), int),
-        client_name=_fast_optional(get("clientName"), str),
-        product_id=_fast_optional(get("loanProductId"), int),
-        product_name=_fast_optional(get("loanProductName"), str),
-        approved_principal=_fast_amount(get("approvedPrincipal")),
-        net_disbursal_amount=_fast_amount(get("netDisbursalAmount")),
-        submitted_on=_fast_day(timeline.get("submittedOnDate")),
-        approved_on=_fast_day(timeline.get("approvedOnDate")),
-        expected_disbursement_on=_fast_day(timeline.get("expectedDisbursementDate")),
-        actual_disbursement_on=_fast_day(timeline.get("actualDisbursementDate")),
-        total_outstanding=_fast_amount(summary.get("totalOutstanding")),
+        loan_id=loan_id,
+        field=prefix + problem.field,
+        # Fineract omits null fields: a missing field reads as None, as it would in Java.
+        value=None if problem.value is MISSING else problem.value,
+        expected=problem.expected,
     )
 
 
-def _parse_loan_checked(tenant: str, raw: Any) -> FineractLoan:
-    loan_id = _Fields(tenant, None, raw).integer("id")
-    f = _Fields(tenant, loan_id, raw)
-    status = f.obj("status")
-    timeline = f.obj("timeline", required=False)
-    currency = f.obj("currency")
-    summary = f.obj("summary", required=False)
-    return FineractLoan(
-        tenant=tenant,
-        id=loan_id,
-        account_no=f.text("accountNo"),
-        status=LoanStatus(
-            id=status.integer("id"), code=status.text("code"), value=status.text("value")
-        ),
-        currency=currency.text("code"),
-        principal=f.amount("principal"),
-        external_id=f.text("externalId", required=False),
-        client_id=f.integer("clientId", required=False),
-        client_name=f.text("clientName", required=False),
-        product_id=f.integer("loanProductId", required=False),
-        product_name=f.text("loanProductName", required=False),
-        approved_principal=f.amount("approvedPrincipal", required=False),
-        net_disbursal_amount=f.amount("netDisbursalAmount", required=False),
-        submitted_on=timeline.day("submittedOnDate") if timeline else None,
-        approved_on=timeline.day("approvedOnDate") if timeline else None,
-        expected_disbursement_on=timeline.day("expectedDisbursementDate") if timeline else None,
-        actual_disbursement_on=timeline.day("actualDisbursementDate") if timeline else None,
-        total_outstanding=summary.amount("totalOutstanding", required=False) if summary else None,
+@dataclass
+class ListingPage:
+    total: int
+    size: int  # loan objects on the page, parsed or not
+    loans: list[FineractLoan] = field(default_factory=list)
+    bad: list[BadLoanRecord] = field(default_factory=list)
+
+
+def _loan_id_of(raw: Any) -> int | None:
+    loan_id = raw.get("id") if isinstance(raw, dict) else None
+    return loan_id if type(loan_id) is int else None
+
+
+def parse_loan(tenant: str, raw: Any) -> FineractLoan:
+    """One loan object from `GET /loans` (pageItems) or `GET /loans/{id}`."""
+    try:
+        return LoanPayload.model_validate(raw).to_loan(tenant)
+    except pydantic.ValidationError as exc:
+        raise payload_error(LoanPayload, exc, tenant, _loan_id_of(raw)) from None
+
+
+def parse_page(tenant: str, body: Any) -> ListingPage:
+    """One listing page; a malformed envelope fails it, a malformed loan only itself."""
+    envelope = validate(LoanPagePayload, tenant, body)
+    page = ListingPage(total=envelope.total_filtered_records, size=len(envelope.page_items))
+    for item in envelope.page_items:
+        try:
+            page.loans.append(parse_loan(tenant, item))
+        except FineractPayloadError as exc:
+            page.bad.append(_bad_record(item, exc))
+    return page
+
+
+def _bad_record(item: Any, error: FineractPayloadError) -> BadLoanRecord:
+    shown = repr(error.value)
+    return BadLoanRecord(
+        loan_id=_loan_id_of(item),
+        field=error.field,
+        value=shown if len(shown) <= 200 else shown[:197] + "...",
+        expected=error.expected,
     )
+
+
+def parse_transaction_external_ids(tenant: str, loan_id: int, raw: Any) -> list[str]:
+    """The externalIds of a loan's transactions (those that have one)."""
+    payload = validate(LoanTransactionsPayload, tenant, raw, loan_id)
+    return [t.external_id for t in payload.transactions or () if t.external_id]
 
 
 def parse_borrower(tenant: str, raw: Any) -> FineractBorrower:
-    client_id = _Fields(tenant, None, raw).integer("id")
-    f = _Fields(tenant, None, raw, prefix=f"client[{client_id}].")
-    return FineractBorrower(
-        tenant=tenant,
-        id=client_id,
-        display_name=f.text("displayName", required=False) or "",
-        mobile_no=f.text("mobileNo", required=False),
-        external_id=f.text("externalId", required=False),
-        active=f.flag("active", default=True),
-    )
+    client_id = raw.get("id") if isinstance(raw, dict) else None
+    prefix = f"client[{client_id}]." if type(client_id) is int else ""
+    return validate(FineractBorrower, tenant, raw, prefix=prefix)
 
 
 def parse_command_result(
     tenant: str, loan_id: int, raw: Any, served_from_cache: bool
 ) -> CommandResult:
-    f = _Fields(tenant, loan_id, raw)
-    changes = raw.get("changes") or {}
-    if not isinstance(changes, dict):
-        raise FineractPayloadError(
-            tenant=tenant, loan_id=loan_id, field="changes", value=changes, expected="an object"
-        )
-    return CommandResult(
-        resource_id=f.integer("resourceId", required=False),
-        loan_id=f.integer("loanId", required=False),
-        sub_resource_id=f.integer("subResourceId", required=False),
-        sub_resource_external_id=f.text("subResourceExternalId", required=False),
-        changes=changes,
-        served_from_cache=served_from_cache,
-    )
+    result = validate(CommandResult, tenant, raw, loan_id)
+    result._served_from_cache = served_from_cache
+    return result
 
 
 def format_command_date(day: date) -> str:

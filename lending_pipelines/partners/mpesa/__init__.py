@@ -1,5 +1,6 @@
 """Safaricom M-Pesa Daraja: the client of one app + shortcode (OAuth, B2C, transaction status),
-its typed payloads (acknowledgements, result callbacks), the token cache and error taxonomy."""
+its payload models (pydantic: token, acknowledgement, result callback), the token cache and
+error taxonomy."""
 
 from .client import (
     B2C_PATH,
@@ -22,7 +23,14 @@ from .errors import (
     MpesaPayloadError,
     MpesaRetryableError,
 )
-from .models import Acknowledgement, MpesaResult, parse_result_callback
+from .models import (
+    Acknowledgement,
+    MpesaResult,
+    ResultCallback,
+    StatusParameters,
+    TokenPayload,
+    parse_result_callback,
+)
 from .tokens import TOKEN_CACHE, TokenCache
 
 __all__ = [
@@ -46,6 +54,9 @@ __all__ = [
     "MpesaPayloadError",
     "MpesaResult",
     "MpesaRetryableError",
+    "ResultCallback",
+    "StatusParameters",
     "TokenCache",
+    "TokenPayload",
     "parse_result_callback",
 ]

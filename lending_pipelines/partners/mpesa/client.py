@@ -24,9 +24,11 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 import httpx
+import pydantic
 
 from lending_pipelines.domain.backoff import backoff_delay
 
+from ..payloads import first_problem
 from .errors import (
     MpesaAuthError,
     MpesaDuplicateRequestError,
@@ -36,7 +38,7 @@ from .errors import (
     MpesaPayloadError,
     MpesaRetryableError,
 )
-from .models import Acknowledgement, parse_result_callback
+from .models import Acknowledgement, TokenPayload, describe, parse_result_callback
 from .tokens import TOKEN_CACHE, TokenCache
 
 log = logging.getLogger(__name__)
@@ -205,22 +207,19 @@ class MpesaClient:
             raise self._error(
                 MpesaRetryableError, what, "HTTP 200 with a body that is not valid JSON"
             ) from None
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            # Never echo the body: it may hold a token.
-            raise self._error(MpesaPayloadError, what, "field 'access_token' is missing or empty")
-        raw_expiry = body.get("expires_in")
         try:
-            expires_in = int(str(raw_expiry).strip())
-        except ValueError:
-            raise self._error(
-                MpesaPayloadError,
-                what,
-                f"field 'expires_in' is {raw_expiry!r:.40}, expected seconds (int or string)",
-            ) from None
-        lifetime = max(0.0, expires_in - self.config.token_refresh_margin_seconds)
-        self._tokens.put(self._token_key, token, time.monotonic() + lifetime)
-        return token
+            answer = TokenPayload.model_validate(body)
+        except pydantic.ValidationError as exc:
+            problem = first_problem(TokenPayload, exc)
+            if problem.field != "expires_in":
+                # Never echo the body or the field: it may hold a token.
+                raise self._error(
+                    MpesaPayloadError, what, "field 'access_token' is missing or empty"
+                ) from None
+            raise self._error(MpesaPayloadError, what, describe(problem)) from None
+        lifetime = max(0.0, answer.expires_in - self.config.token_refresh_margin_seconds)
+        self._tokens.put(self._token_key, answer.access_token, time.monotonic() + lifetime)
+        return answer.access_token
 
     # --- API calls -----------------------------------------------------------------------
 
@@ -305,23 +304,15 @@ class MpesaClient:
                 cls, what, "HTTP 200 with a body that is not valid JSON",
                 originator_conversation_id=ocid,
             ) from None  # fmt: skip
-        fields = {}
-        for key in ("ConversationID", "OriginatorConversationID", "ResponseCode"):
-            value = body.get(key) if isinstance(body, dict) else None
-            if value is None or value == "":
-                # For a B2C request an incomplete 200 may still be an acceptance: unknown.
-                raise self._error(
-                    MpesaOutcomeUnknownError if ocid else MpesaPayloadError, what,
-                    f"acknowledgement field {key!r} is {value!r}",
-                    originator_conversation_id=ocid,
-                )  # fmt: skip
-            fields[key] = str(value)
-        ack = Acknowledgement(
-            conversation_id=fields["ConversationID"],
-            originator_conversation_id=fields["OriginatorConversationID"],
-            response_code=fields["ResponseCode"],
-            response_description=str(body.get("ResponseDescription") or ""),
-        )
+        try:
+            ack = Acknowledgement.model_validate(body)
+        except pydantic.ValidationError as exc:
+            # For a B2C request an incomplete 200 may still be an acceptance: unknown.
+            raise self._error(
+                MpesaOutcomeUnknownError if ocid else MpesaPayloadError, what,
+                f"acknowledgement {describe(first_problem(Acknowledgement, exc))}",
+                originator_conversation_id=ocid,
+            ) from None  # fmt: skip
         if ack.response_code != "0":
             raise self._error(
                 MpesaFinalError, what,

@@ -1,42 +1,168 @@
-"""Daraja payloads as typed values: the synchronous acknowledgement and the parsed result
-callback (B2C or transaction-status), whose every field is checked and named on error."""
+"""Daraja payloads (API_CONTRACTS.md §2), one pydantic model each: the OAuth token, the
+synchronous acknowledgement of a B2C or status query, the `{"Result": {...}}` callback (B2C
+result or transaction-status result) and a status result's parameters. A payload that does not
+validate is an `MpesaPayloadError` naming the field and value (never a token)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
+
+import pydantic
+from pydantic import Field
 
 from ...domain.disbursement import StatusAnswer
+from ..payloads import MISSING, Expect, FieldProblem, Payload, first_problem, refuse
 from .errors import MpesaPayloadError
 
-# --- typed data --------------------------------------------------------------------------
+RESULT_CODE = re.compile(r"^[A-Za-z0-9_]+$")
 
 
-@dataclass(frozen=True)
-class Acknowledgement:
+def _code(value: Any) -> str:
+    """A JSON integer or a digit string (ResponseCode is the string "0" on the wire)."""
+    if type(value) is int:
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise refuse("a non-empty string or an integer")
+
+
+def _result_code(value: Any) -> str:
+    """An integer (or a digit string) or one of Daraja's alphanumeric codes (`SFC_IC0003`).
+    Anything else — 0.5, "0.4", "", a list — is a malformed callback: truncating it could turn
+    it into "0", a success."""
+    if isinstance(value, bool) or value is None:
+        raise refuse("an integer code")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float | Decimal):
+        exact = Decimal(str(value))
+        if exact.is_finite() and exact == exact.to_integral_value():
+            return str(int(exact))
+        raise refuse("an integer code")
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return str(int(text))
+        if RESULT_CODE.match(text) and not text.replace("_", "").isdigit():
+            return text
+    raise refuse("an integer code")
+
+
+def _result_type(value: Any) -> int:
+    if type(value) is int:
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise refuse("an integer")
+
+
+def _key_values(value: Any) -> dict[str, Any]:
+    """`{"ResultParameter": [{"Key": k, "Value": v}, ...]}` — a list or a single object; an item
+    without Value (e.g. `{"Key": "CreditPartyCharges"}`) maps to None; absent or "" is empty."""
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, dict):
+        raise refuse("an object")
+    items = next(iter(value.values()), None) if value else None
+    if isinstance(items, dict):
+        items = [items]
+    if not isinstance(items, list):
+        raise refuse("Key/Value items")
+    values: dict[str, Any] = {}
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("Key"), str):
+            raise refuse(f"Key/Value items (item {item!r:.60} has no Key)")
+        values[item["Key"]] = item.get("Value")
+    return values
+
+
+def _text(value: Any) -> str | None:
+    """A free-text parameter: a string, or a number written as one; empty reads as None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | Decimal | float) and not isinstance(value, bool):
+        return str(value)
+    raise refuse("a string")
+
+
+def _amount_or_none(value: Any) -> Decimal | None:
+    """A status answer's Amount. Unreadable reads as no amount, which never matches ours: the
+    verdict then holds the request for a person instead of dropping the answer."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError:
+        return None
+    return amount if amount.is_finite() else None
+
+
+Code = Annotated[str, pydantic.PlainValidator(_code), Expect("a non-empty string or an integer")]
+NonEmpty = Annotated[
+    str, pydantic.StringConstraints(strict=True, min_length=1), Expect("a non-empty string")
+]
+KeyValues = Annotated[dict[str, Any], pydantic.PlainValidator(_key_values)]
+Text = Annotated[str | None, pydantic.PlainValidator(_text)]
+
+
+class TokenPayload(Payload):
+    """`GET /oauth/v1/generate`: `expires_in` is a string ("3599") in practice, or an int."""
+
+    access_token: NonEmpty
+    expires_in: Annotated[
+        int, pydantic.PlainValidator(_result_type), Expect("seconds (int or string)")
+    ]
+
+
+class Acknowledgement(Payload):
     """The synchronous answer to B2C / status query: accepted for processing, not a result."""
 
-    conversation_id: str
-    originator_conversation_id: str
-    response_code: str
-    response_description: str
+    conversation_id: Code = Field(alias="ConversationID")
+    originator_conversation_id: Code = Field(alias="OriginatorConversationID")
+    response_code: Code = Field(alias="ResponseCode")
+    response_description: Annotated[str, pydantic.PlainValidator(lambda v: _text(v) or "")] = Field(
+        "", alias="ResponseDescription"
+    )
 
 
-@dataclass(frozen=True)
-class MpesaResult:
-    """A parsed `{"Result": {...}}` callback (B2C result or transaction-status result)."""
+class StatusParameters(Payload):
+    """The ResultParameters of a transaction-status result that the verdict reads."""
 
-    result_type: int
-    result_code: str
-    result_desc: str
-    originator_conversation_id: str
-    conversation_id: str
-    transaction_id: str | None
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-    reference: Mapping[str, Any] = field(default_factory=dict)
+    originator_conversation_id: Text = Field(None, alias="OriginatorConversationID")
+    conversation_id: Text = Field(None, alias="ConversationID")
+    transaction_status: Text = Field(None, alias="TransactionStatus")
+    receipt: Text = Field(None, alias="ReceiptNo")
+    amount: Annotated[Decimal | None, pydantic.PlainValidator(_amount_or_none)] = Field(
+        None, alias="Amount"
+    )
+    receiver: Text = Field(None, alias="CreditPartyName")
+    reason_code: Text = Field(None, alias="TransactionReason")
+    reason_type: Text = Field(None, alias="ReasonType")
+
+
+class MpesaResult(Payload):
+    """The `Result` of a ResultURL callback (B2C result or transaction-status result).
+    ResultCode/ResultType may be ints or strings; failed results carry no ResultParameters;
+    ResultParameter may be a list or one object."""
+
+    originator_conversation_id: NonEmpty = Field(alias="OriginatorConversationID")
+    conversation_id: pydantic.StrictStr = Field(alias="ConversationID")
+    result_type: Annotated[int, pydantic.PlainValidator(_result_type)] = Field(
+        0, alias="ResultType"
+    )
+    result_code: Annotated[
+        str, pydantic.PlainValidator(_result_code), Expect("an integer code")
+    ] = Field(alias="ResultCode")
+    result_desc: Annotated[str, pydantic.BeforeValidator(lambda v: "" if v is None else v)] = Field(
+        "", alias="ResultDesc"
+    )
+    transaction_id: Text = Field(None, alias="TransactionID")
+    parameters: KeyValues = Field(default_factory=dict, alias="ResultParameters")
+    reference: KeyValues = Field(default_factory=dict, alias="ReferenceData")
 
     @property
     def succeeded(self) -> bool:
@@ -49,6 +175,11 @@ class MpesaResult:
         return "TransactionStatus" in self.parameters
 
     @property
+    def status(self) -> StatusParameters:
+        """The parameters as a status-query result (all None for a B2C result)."""
+        return StatusParameters.model_validate(self.parameters)
+
+    @property
     def receipt(self) -> str | None:
         """The M-Pesa transaction id (receipt) of the payment this result is about."""
         for key in ("TransactionReceipt", "ReceiptNo"):
@@ -59,165 +190,68 @@ class MpesaResult:
     @property
     def amount(self) -> Decimal | None:
         for key in ("TransactionAmount", "Amount"):
-            value = self.parameters.get(key)
-            if value is not None and value != "":
-                return Decimal(str(value))
+            amount = _amount_or_none(self.parameters.get(key))
+            if amount is not None:
+                return amount
         return None
 
     @property
     def queried_originator_conversation_id(self) -> str | None:
         """For a status-query result: the B2C request it describes (the query's own ids differ).
         Taken from the result parameters, else from the Occasion we sent with the query."""
-        value = self.parameters.get("OriginatorConversationID") or self.reference.get("Occasion")
+        value = self.status.originator_conversation_id or self.reference.get("Occasion")
         return str(value) if value else None
 
     @property
     def queried_conversation_id(self) -> str | None:
         """For a status-query result: the ConversationID of the B2C payment it describes."""
-        value = self.parameters.get("ConversationID")
-        return str(value) if value else None
-
-    def status_answer(self) -> StatusAnswer:
-        """This result as the plain answer `domain.disbursement.judge_status_answer` judges."""
-        amount = self.parameters.get("Amount")
-        try:
-            parsed = Decimal(str(amount)) if amount not in (None, "") else None
-        except ArithmeticError:
-            parsed = None
-        reason_code = self.parameters.get("TransactionReason")
-        return StatusAnswer(
-            result_code=self.result_code,
-            transaction_status=self.transaction_status,
-            originator_conversation_id=(
-                str(self.parameters["OriginatorConversationID"])
-                if self.parameters.get("OriginatorConversationID")
-                else None
-            ),
-            conversation_id=self.queried_conversation_id,
-            amount=parsed,
-            receiver=(
-                str(self.parameters["CreditPartyName"])
-                if self.parameters.get("CreditPartyName")
-                else None
-            ),
-            receipt=str(self.parameters["ReceiptNo"]) if self.parameters.get("ReceiptNo") else None,
-            reason_code=str(reason_code).strip() if reason_code not in (None, "") else None,
-            reason_text=str(self.parameters.get("ReasonType") or self.result_desc or ""),
-        )
+        return self.status.conversation_id
 
     @property
     def transaction_status(self) -> str | None:
-        value = self.parameters.get("TransactionStatus")
-        return str(value) if value is not None else None
+        return self.status.transaction_status
 
-
-RESULT_CODE = re.compile(r"^[A-Za-z0-9_]+$")
-
-
-def _result_code(value: object, ocid: str | None) -> str:
-    """An integer (or a digit string) or one of Daraja's alphanumeric codes (`SFC_IC0003`).
-    Anything else — 0.5, "0.4", "", a list — is a malformed callback: truncating it could turn
-    it into "0", a success."""
-
-    def malformed() -> MpesaPayloadError:
-        return MpesaPayloadError(
-            f"M-Pesa result {ocid!r}: field 'Result.ResultCode' is {value!r:.40}, expected an "
-            "integer code",
-            shortcode="",
-            originator_conversation_id=ocid,
+    def status_answer(self) -> StatusAnswer:
+        """This result as the plain answer `domain.disbursement.judge_status_answer` judges."""
+        status = self.status
+        return StatusAnswer(
+            result_code=self.result_code,
+            transaction_status=status.transaction_status,
+            originator_conversation_id=status.originator_conversation_id,
+            conversation_id=status.conversation_id,
+            amount=status.amount,
+            receiver=status.receiver,
+            receipt=status.receipt,
+            reason_code=status.reason_code.strip() if status.reason_code else None,
+            reason_text=status.reason_type or self.result_desc or "",
         )
 
-    if isinstance(value, bool) or value is None:
-        raise malformed()
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float | Decimal):
-        if Decimal(str(value)) != Decimal(str(value)).to_integral_value():
-            raise malformed()
-        return str(int(value))
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit():
-            return str(int(text))
-        if RESULT_CODE.match(text) and not text.replace("_", "").isdigit():
-            return text
-    raise malformed()
+
+class ResultCallback(Payload):
+    """A ResultURL body: `{"Result": {...}}`."""
+
+    result: MpesaResult = Field(alias="Result")
 
 
-def _key_values(raw: object, ocid: str | None, where: str) -> dict[str, Any]:
-    """`{"ResultParameter": [{"Key": k, "Value": v}, ...]}` — a list or a single object; an item
-    without Value (e.g. `{"Key": "CreditPartyCharges"}`) maps to None."""
-    if raw is None or raw == "":
-        return {}
-    if not isinstance(raw, dict):
-        raise MpesaPayloadError(
-            f"M-Pesa result {ocid!r}: field {where!r} is {raw!r:.80}, expected an object",
-            shortcode="",
-            originator_conversation_id=ocid,
-        )
-    items = next(iter(raw.values()), None) if raw else None
-    if isinstance(items, dict):
-        items = [items]
-    if not isinstance(items, list):
-        raise MpesaPayloadError(
-            f"M-Pesa result {ocid!r}: field {where!r} is {raw!r:.80}, expected Key/Value items",
-            shortcode="",
-            originator_conversation_id=ocid,
-        )
-    values: dict[str, Any] = {}
-    for item in items:
-        if not isinstance(item, dict) or "Key" not in item:
-            raise MpesaPayloadError(
-                f"M-Pesa result {ocid!r}: item {item!r:.80} in {where!r} has no Key",
-                shortcode="",
-                originator_conversation_id=ocid,
-            )
-        values[str(item["Key"])] = item.get("Value")
-    return values
+def describe(problem: FieldProblem) -> str:
+    """`field 'X' is <value>, expected <what>` (the value cut at 80 characters)."""
+    value = "missing" if problem.value is MISSING else f"{problem.value!r:.80}"
+    return f"field {problem.field!r} is {value}, expected {problem.expected}"
 
 
 def parse_result_callback(payload: object) -> MpesaResult:
-    """Parse a ResultURL body. ResultCode/ResultType may be ints or strings; failed results
-    carry no ResultParameters; ResultParameter may be a list or one object."""
-    result = payload.get("Result") if isinstance(payload, dict) else None
-    if not isinstance(result, dict):
-        raise MpesaPayloadError(
-            f"M-Pesa callback: field 'Result' is {result!r:.80}, expected an object",
-            shortcode="",
-        )
-    ocid = result.get("OriginatorConversationID")
-    if not isinstance(ocid, str) or not ocid:
-        raise MpesaPayloadError(
-            f"M-Pesa callback: field 'Result.OriginatorConversationID' is {ocid!r:.80}, "
-            "expected a string",
-            shortcode="",
-        )
-    conversation_id = result.get("ConversationID")
-    if not isinstance(conversation_id, str):
-        raise MpesaPayloadError(
-            f"M-Pesa result {ocid!r}: field 'Result.ConversationID' is {conversation_id!r:.80}, "
-            "expected a string",
-            shortcode="",
-            originator_conversation_id=ocid,
-        )
-    result_type = result.get("ResultType", 0)
+    """Parse a ResultURL body, or MpesaPayloadError naming the field and value (the result is
+    named by its OriginatorConversationID when that is readable)."""
     try:
-        result_type = int(result_type)
-    except (TypeError, ValueError):
-        raise MpesaPayloadError(
-            f"M-Pesa result {ocid!r}: field 'Result.ResultType' is {result_type!r:.80}, "
-            "expected an integer",
-            shortcode="",
-            originator_conversation_id=ocid,
-        ) from None
-    transaction_id = result.get("TransactionID")
-    return MpesaResult(
-        result_type=result_type,
-        result_code=_result_code(result.get("ResultCode"), ocid),
-        result_desc=str(result.get("ResultDesc") or ""),
+        return ResultCallback.model_validate(payload).result
+    except pydantic.ValidationError as exc:
+        problem = first_problem(ResultCallback, exc)
+    result = payload.get("Result") if isinstance(payload, dict) else None
+    ocid = result.get("OriginatorConversationID") if isinstance(result, dict) else None
+    ocid = ocid if isinstance(ocid, str) and ocid else None
+    subject = f"M-Pesa result {ocid!r}" if ocid else "M-Pesa callback"
+    raise MpesaPayloadError(
+        f"{subject}: {describe(problem)}",
+        shortcode="",
         originator_conversation_id=ocid,
-        conversation_id=conversation_id,
-        transaction_id=str(transaction_id) if transaction_id else None,
-        parameters=_key_values(result.get("ResultParameters"), ocid, "Result.ResultParameters"),
-        reference=_key_values(result.get("ReferenceData"), ocid, "Result.ReferenceData"),
     )
