@@ -57,9 +57,16 @@ def apply_pool_limits(dagster_home: Path | None = None) -> dict[str, int]:
     return dict(POOL_LIMITS)
 
 
-def serial_tags(job_name: str) -> dict[str, str]:
-    """Run tags that allow one run at a time of `job_name`."""
-    return {SERIAL_TAG: job_name}
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+
+
+def serial_tags(job_name: str, max_runtime_seconds: int | None = None) -> dict[str, str]:
+    """Run tags that allow one run at a time of `job_name`; with `max_runtime_seconds`, run
+    monitoring fails a run still going after that long (instead of RUN_MAX_RUNTIME_SECONDS)."""
+    tags = {SERIAL_TAG: job_name}
+    if max_runtime_seconds is not None:
+        tags[MAX_RUNTIME_TAG] = str(max_runtime_seconds)
+    return tags
 
 
 def instance_config(storage_url_env: str = "LENDING_DAGSTER_STORAGE_URL") -> dict:

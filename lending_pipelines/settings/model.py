@@ -118,6 +118,21 @@ class Settings(BaseSettings):
         "A request's headers, and then its body, must each arrive within this; slower clients are"
         " disconnected (408).",
     )
+    webhooks_max_body_bytes_mpesa: AtLeast1 = setting(
+        "LENDING_WEBHOOKS_MAX_BODY_BYTES_MPESA",
+        "65536",
+        "Largest Daraja callback body accepted (a result is 1-3 KB); larger is answered 413.",
+    )
+    webhooks_max_body_bytes_stripe: AtLeast1 = setting(
+        "LENDING_WEBHOOKS_MAX_BODY_BYTES_STRIPE",
+        "262144",
+        "Largest Stripe event body accepted (events embed whole objects); larger: 413.",
+    )
+    webhooks_max_body_bytes_twilio: AtLeast1 = setting(
+        "LENDING_WEBHOOKS_MAX_BODY_BYTES_TWILIO",
+        "16384",
+        "Largest Twilio status-callback form accepted (1-2 KB); larger is answered 413.",
+    )
     webhooks_max_connections: AtLeast1 = setting(
         "LENDING_WEBHOOKS_MAX_CONNECTIONS",
         "200",

@@ -88,6 +88,11 @@ def build_app(
         body_timeout_seconds=_given(
             body_timeout_seconds, settings.webhooks_request_timeout_seconds
         ),
+        max_body_bytes={
+            "mpesa": settings.webhooks_max_body_bytes_mpesa,
+            "stripe": settings.webhooks_max_body_bytes_stripe,
+            "twilio": settings.webhooks_max_body_bytes_twilio,
+        },
     )
     url = database_url or operational_url(settings)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from .limits import DEFAULT_MAX_BODY_BYTES
 from .networks import Network, parse_networks
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class ReceiverConfig:
     mpesa_allowed_networks: tuple[Network, ...]
     trusted_proxies: tuple[Network, ...]
     body_timeout_seconds: float
+    max_body_bytes: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_BODY_BYTES))
 
     @classmethod
     def build(
@@ -46,6 +48,7 @@ class ReceiverConfig:
         mpesa_allowed_networks: Iterable,
         trusted_proxies: Iterable,
         body_timeout_seconds: float,
+        max_body_bytes: Mapping[str, int] | None = None,
     ) -> ReceiverConfig:
         if not mpesa_token:
             raise ReceiverConfigError(
@@ -75,4 +78,5 @@ class ReceiverConfig:
             mpesa_allowed_networks=parse_networks(mpesa_allowed_networks),
             trusted_proxies=parse_networks(trusted_proxies),
             body_timeout_seconds=body_timeout_seconds,
+            max_body_bytes={**DEFAULT_MAX_BODY_BYTES, **(max_body_bytes or {})},
         )

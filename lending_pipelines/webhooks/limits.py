@@ -13,9 +13,10 @@ import asyncio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-# Largest body accepted per provider. Daraja results and Twilio status forms are 1-3 KB; Stripe
-# events embed whole objects (a transfer with metadata, an account) and stay well under 64 KB.
-MAX_BODY_BYTES = {
+# Largest body accepted per provider by default (LENDING_WEBHOOKS_MAX_BODY_BYTES_*). Daraja
+# results and Twilio status forms are 1-3 KB; Stripe events embed whole objects (a transfer with
+# metadata, an account) and stay well under 64 KB.
+DEFAULT_MAX_BODY_BYTES = {
     "mpesa": 64 * 1024,
     "stripe": 256 * 1024,
     "twilio": 16 * 1024,
@@ -47,18 +48,16 @@ def declared_length(request: Request) -> int | None:
     return int(raw)
 
 
-def check_declared_length(request: Request, provider: str) -> None:
+def check_declared_length(request: Request, provider: str, cap: int) -> None:
     """Refuse at once a body declared larger than the provider's cap (nothing read yet)."""
-    cap = MAX_BODY_BYTES[provider]
     length = declared_length(request)
     if length is not None and length > cap:
         raise Refused(413, f"body of {length} bytes is over the {cap}-byte limit for {provider}")
 
 
-async def read_body(request: Request, provider: str, timeout_seconds: float) -> bytes:
-    """The whole body, at most the provider's cap, arriving within `timeout_seconds`."""
-    check_declared_length(request, provider)
-    cap = MAX_BODY_BYTES[provider]
+async def read_body(request: Request, provider: str, cap: int, timeout_seconds: float) -> bytes:
+    """The whole body, at most `cap` bytes, arriving within `timeout_seconds`."""
+    check_declared_length(request, provider, cap)
     chunks: list[bytes] = []
     size = 0
     try:

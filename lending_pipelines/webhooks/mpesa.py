@@ -43,7 +43,9 @@ def mpesa_route(config: ReceiverConfig, store: Store):
         if kind not in MPESA_CALLBACK_KINDS:
             return refusal(404, "not found")
         try:
-            raw = await read_body(request, "mpesa", config.body_timeout_seconds)
+            raw = await read_body(
+                request, "mpesa", config.max_body_bytes["mpesa"], config.body_timeout_seconds
+            )
         except Refused as refused:
             log.warning("mpesa %s callback refused: %s", kind, refused.message)
             return refused.response()

@@ -22,12 +22,14 @@ def stripe_route(config: ReceiverConfig, store: Store):
             return refusal(400, "Stripe webhooks are not configured")
         signature = request.headers.get("stripe-signature", "")
         try:
-            check_declared_length(request, "stripe")
+            check_declared_length(request, "stripe", config.max_body_bytes["stripe"])
             # Nothing unsigned is read: a body without a usable signature header is refused
             # before its first byte.
             if not stripe_signature_header_usable(signature):
                 raise Refused(400, "invalid signature")
-            raw = await read_body(request, "stripe", config.body_timeout_seconds)
+            raw = await read_body(
+                request, "stripe", config.max_body_bytes["stripe"], config.body_timeout_seconds
+            )
             payload = raw.decode("utf-8")
             if not stripe_payload_valid(payload, signature, config.stripe_secrets):
                 raise Refused(400, "invalid signature")

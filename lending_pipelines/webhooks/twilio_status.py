@@ -57,8 +57,12 @@ def twilio_route(config: ReceiverConfig, store: Store):
             signature = request.headers.get("x-twilio-signature")
             if not signature:
                 raise Refused(403, "missing X-Twilio-Signature")
-            check_declared_length(request, "twilio")
-            pairs = _form(await read_body(request, "twilio", config.body_timeout_seconds))
+            check_declared_length(request, "twilio", config.max_body_bytes["twilio"])
+            pairs = _form(
+                await read_body(
+                    request, "twilio", config.max_body_bytes["twilio"], config.body_timeout_seconds
+                )
+            )
             urls = _signed_urls(request, config.public_url)
             if not twilio_request_valid(config.twilio_auth_token, urls, pairs, signature):
                 raise Refused(403, "invalid X-Twilio-Signature")

@@ -9,7 +9,6 @@ import pytest
 from lending_pipelines import crypto, resource_defs
 from lending_pipelines.settings import Settings, documented_settings
 from lending_pipelines.webhooks import config as webhooks_config
-from lending_pipelines.webhooks.limits import MAX_BODY_BYTES
 from tests.deploy.manifests import (
     HELM_VALUES,
     USER_DEPLOYMENTS,
@@ -161,10 +160,13 @@ def test_the_receiver_stays_up_through_rollouts_and_is_probed_on_its_health_rout
     assert policy["spec"]["ingress"][0]["ports"] == [{"port": port}]
 
 
-def test_the_proxy_body_cap_is_the_receivers_largest_per_provider_cap():
+def test_the_proxy_body_cap_is_the_largest_per_provider_cap_the_receiver_is_configured_with():
     (ingress,) = [d for d in k8s_documents() if d["kind"] == "Ingress"]
     cap = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
-    assert cap.endswith("k") and int(cap[:-1]) * 1024 == max(MAX_BODY_BYTES.values())
+    configured = config_maps()["lending-config"]
+    caps = [int(v) for k, v in configured.items() if k.startswith("LENDING_WEBHOOKS_MAX_BODY_")]
+    assert len(caps) == 3  # M-Pesa, Stripe, Twilio
+    assert cap.endswith("k") and int(cap[:-1]) * 1024 == max(caps)
     host = config_maps()["lending-config"]["LENDING_WEBHOOKS_URL"].removeprefix("https://")
     assert [rule["host"] for rule in ingress["spec"]["rules"]] == [host]
     assert ingress["spec"]["tls"][0]["hosts"] == [host]

@@ -17,6 +17,7 @@ import stripe
 
 from lending_dev.sandbox.server import free_port
 from lending_pipelines.db.common import inbound_events
+from lending_pipelines.settings import get_settings
 from lending_pipelines.webhooks.app import ReceiverConfigError, build_app
 
 from .receiver_harness import (
@@ -449,3 +450,25 @@ def test_the_mpesa_path_token_never_appears_in_the_receiver_logs(db, db_url):
     for fragment in (MPESA_TOKEN, MPESA_TOKEN[:-2], MPESA_TOKEN[4:20]):
         assert fragment not in output
     assert stored(db) == [("mpesa", "result:AG_sec_1")]
+
+
+# --- body caps from the settings -------------------------------------------------------------
+
+
+def test_a_provider_body_cap_set_in_the_environment_refuses_larger_callbacks(
+    db, db_url, monkeypatch
+):
+    monkeypatch.setenv("LENDING_WEBHOOKS_MAX_BODY_BYTES_MPESA", "512")
+    get_settings.cache_clear()
+    server = serve(db_url)
+    try:
+        url = f"{server.base_url}/mpesa/{MPESA_TOKEN}/result"
+        padded = {"Result": {**RESULT["Result"], "ResultDesc": "x" * 600}}
+        assert httpx.post(url, json=padded).status_code == 413
+        assert stored(db) == []
+        assert httpx.post(url, json=RESULT).status_code == 200  # a callback under the cap
+        assert stored(db) == [("mpesa", "result:AG_sec_1")]
+    finally:
+        server.stop()
+        monkeypatch.delenv("LENDING_WEBHOOKS_MAX_BODY_BYTES_MPESA")
+        get_settings.cache_clear()

@@ -17,17 +17,22 @@ from .assets import LOANS_ASSETS
 from .common import POLLING_JOB, RESULTS_JOB, RETRY_JOB, TIMEZONE
 from .ops import apply_mpesa_results, retry_disbursements
 
+# Run monitoring fails a run still going after this long: a polling run must end before the
+# next 10-minute tick; a results run applies stored callbacks (seconds of work).
+POLLING_MAX_RUNTIME_SECONDS = 9 * 60
+RESULTS_MAX_RUNTIME_SECONDS = 10 * 60
+
 loan_polling_job = dg.define_asset_job(
     POLLING_JOB,
     selection=dg.AssetSelection.assets(*LOANS_ASSETS),
-    tags=serial_tags(POLLING_JOB),
+    tags=serial_tags(POLLING_JOB, max_runtime_seconds=POLLING_MAX_RUNTIME_SECONDS),
     description="Poll every partner's Fineract, track approved loans, submit auto-disbursements.",
 )
 
 
 @dg.job(
     name=RESULTS_JOB,
-    tags=serial_tags(RESULTS_JOB),
+    tags=serial_tags(RESULTS_JOB, max_runtime_seconds=RESULTS_MAX_RUNTIME_SECONDS),
     description="Launched by mpesa_results_sensor when callbacks are waiting.",
 )
 def mpesa_results_job() -> None:

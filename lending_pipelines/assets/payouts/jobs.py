@@ -10,11 +10,15 @@ from .ops import apply_stripe_events_op, retry_failed_payout_items
 from .partitions import payout_partitions
 
 RETRY_CRON = "0 6 * * *"
+# Run monitoring fails a run still going after this long: a payout date of 100,000 creators at
+# the shared Stripe limit (20 requests/s) takes about 1.5 h; applying Stripe events, seconds.
+PAYOUT_MAX_RUNTIME_SECONDS = 4 * 3600
+EVENTS_MAX_RUNTIME_SECONDS = 10 * 60
 
 creator_payouts_job = dg.define_asset_job(
     "creator_payouts_job",
     selection=dg.AssetSelection.assets(*PAYOUT_ASSETS),
-    tags=serial_tags("creator_payouts_job"),
+    tags=serial_tags("creator_payouts_job", max_runtime_seconds=PAYOUT_MAX_RUNTIME_SECONDS),
     description="Pay one payout date: eligibility, batch, transfers. A backfill of a missed "
     "date pays it; re-running a date pays nobody twice.",
 )
@@ -64,7 +68,7 @@ def payout_retry_schedule(context: dg.ScheduleEvaluationContext, database: Datab
 
 @dg.job(
     name="stripe_events_job",
-    tags=serial_tags("stripe_events_job"),
+    tags=serial_tags("stripe_events_job", max_runtime_seconds=EVENTS_MAX_RUNTIME_SECONDS),
     description="Apply stored Stripe events: reversed transfers (confirmed with Stripe first) "
     "and connected-account updates.",
 )

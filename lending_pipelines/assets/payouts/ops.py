@@ -1,5 +1,4 @@
-"""The ops of the payout graph asset and of the op jobs (retry, Stripe events)."""
-
+"""The ops of the payout op jobs: the daily retry and the Stripe events."""
 
 import dagster as dg
 from pydantic import Field
