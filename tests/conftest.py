@@ -56,18 +56,56 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-def truncate_all(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        tables = conn.execute(
+def _tables(conn: sa.Connection) -> list[str]:
+    return list(
+        conn.execute(
             sa.text(
                 "SELECT tablename FROM pg_tables WHERE schemaname = :schema "
-                "AND tablename <> 'alembic_version'"
+                "AND tablename <> 'alembic_version' ORDER BY tablename"
             ),
             {"schema": SCHEMA},
         ).scalars()
-        names = ", ".join(f'{SCHEMA}."{name}"' for name in tables)
-        if names:
-            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    )
+
+
+def truncate_all(engine: sa.Engine) -> None:
+    """Every operational table emptied and every sequence of the schema back to 1.
+
+    Only the tables holding rows are emptied, with DELETE under `session_replication_role =
+    replica` (no foreign-key or trigger work): a TRUNCATE of every table rewrites ~60 tables'
+    files and took 0.6-1 s per test on the 2-core machine. Without superuser rights (an external
+    test server), the tables are truncated instead.
+    """
+    with engine.begin() as conn:
+        tables = _tables(conn)
+        if not tables:
+            return
+        holding = conn.execute(
+            sa.text(
+                " UNION ALL ".join(
+                    f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM {SCHEMA}.\"{name}\")"
+                    for name in tables
+                )
+            )
+        ).scalars()
+        holding = list(holding)
+        superuser = conn.execute(
+            sa.text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        ).scalar()
+        if superuser:
+            conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+            for name in holding:
+                conn.execute(sa.text(f'DELETE FROM {SCHEMA}."{name}"'))
+        elif holding:
+            names = ", ".join(f'{SCHEMA}."{name}"' for name in holding)
+            conn.execute(sa.text(f"TRUNCATE {names} CASCADE"))
+        conn.execute(
+            sa.text(
+                "SELECT setval(c.oid, 1, false) FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND n.nspname = :schema"
+            ),
+            {"schema": SCHEMA},
+        )
 
 
 @pytest.fixture
