@@ -160,3 +160,45 @@ def sandbox(sandbox_server: BackgroundServer) -> Iterator[SandboxHandle]:
         handle.reset()
         yield handle
         handle.clear_faults()
+
+
+DEFAULT_SLOW_SECONDS = 20
+
+
+def _slow_seconds(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("slow")
+    return marker.kwargs.get("seconds", DEFAULT_SLOW_SECONDS) if marker else 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, start every worker on its share of the slow tests.
+
+    `--dist worksteal` hands each worker an even, contiguous share of the collection and lets an
+    idle worker steal from the end of another's queue. A slow test (a whole `make dev`, a built
+    image environment, 20 overlapping payout runs) left at the end of a share would run last and
+    alone; at the front of the shares they run side by side from the start, and the short tests
+    even out the end. A module's slow tests stay together (they may share a module fixture);
+    modules go, heaviest first (`slow(seconds=...)`, measured), to the lightest share.
+    """
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+    slow = [item for item in items if _slow_seconds(item)]
+    if workers < 2 or not slow:
+        return
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in slow:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    loads = [0.0] * workers
+    for group in sorted(modules.values(), key=lambda g: -sum(map(_slow_seconds, g))):
+        lightest = loads.index(min(loads))
+        shares[lightest].extend(group)
+        loads[lightest] += sum(map(_slow_seconds, group))
+    fast = [item for item in items if not _slow_seconds(item)]
+    remaining = len(items)
+    for index, share in enumerate(shares):
+        take = max(0, remaining // (workers - index) - len(share))  # xdist's first share sizes
+        share.extend(fast[:take])
+        del fast[:take]
+        remaining -= len(share)
+    shares[-1].extend(fast)
+    items[:] = [item for share in shares for item in share]

@@ -23,7 +23,7 @@ from tests.deploy.manifests import (
     exec_form,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=35)  # each of its 3 tests; one environment build
 
 # Credentials of the right shape; nothing connects with them while loading.
 FAKE_SECRETS = {

@@ -261,6 +261,7 @@ def rows(engine: sa.Engine, sql: str) -> list[dict]:
         return [dict(r) for r in conn.execute(sa.text(sql)).mappings()]
 
 
+@pytest.mark.slow(seconds=30)
 def test_dbt_assets_build_every_model_from_the_operational_tables(seeded, analytics_role, settings):
     role_url, password = analytics_role
 
@@ -400,6 +401,7 @@ def test_dbt_assets_build_every_model_from_the_operational_tables(seeded, analyt
     ]  # fmt: skip
 
 
+@pytest.mark.slow(seconds=30)
 def test_drifted_batch_totals_show_as_a_warning_check_not_a_failed_run(seeded, analytics_role):
     role_url, _ = analytics_role
     with seeded.begin() as conn:
@@ -452,6 +454,7 @@ def test_daily_refresh_runs_once_a_day_and_skips_while_cron_is_off(db, database)
     assert "CRON_ENABLED" in skipped.skip_message
 
 
+@pytest.mark.slow(seconds=30)
 def test_a_phone_number_reaching_analytics_fails_the_privacy_check_without_showing_it(
     seeded, analytics_role
 ):

@@ -66,6 +66,7 @@ def test_a_partner_with_bad_credentials_fails_its_poll_with_a_401(world):
     assert "HTTP 401" in error and "wrong-password" not in error
 
 
+@pytest.mark.slow(seconds=25)
 def test_with_20_percent_of_callbacks_dropped_every_request_settles_and_nobody_is_paid_twice(
     world,
 ):

@@ -148,7 +148,7 @@ class DevSystem:
         return self.log_path.read_text(errors="replace")[-6000:]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=120)
 def test_make_dev_recovers_from_a_crash_mid_run_and_stops_everything_on_ctrl_c(tmp_path):
     dev = DevSystem(tmp_path)
     try:

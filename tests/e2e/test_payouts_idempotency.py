@@ -9,6 +9,7 @@ import os
 import types
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from lending_pipelines.db import payouts as payouts_db
@@ -54,6 +55,7 @@ def _run_in_child(db_url: str, sandbox_url: str, go, results) -> None:
     results.put(result.success)
 
 
+@pytest.mark.slow
 def test_two_runs_of_one_date_at_the_same_time_create_nothing_twice(
     db,
     db_url,

@@ -11,6 +11,7 @@ import types
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance, Definitions
 
@@ -115,6 +116,7 @@ def assert_no_duplicate_transfers_per_group(sandbox) -> dict:
     return state
 
 
+@pytest.mark.slow
 def test_three_payout_dates_claimed_at_once_pay_each_token_once(
     db,
     sandbox,
@@ -179,6 +181,7 @@ def _partition_worker(db_url: str, sandbox_url: str, partition: str, gate, order
         results.put((partition, result.success))
 
 
+@pytest.mark.slow(seconds=60)
 def test_three_payout_dates_backfilled_at_once_pay_each_token_once(
     db,
     db_url,

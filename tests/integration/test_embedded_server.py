@@ -101,7 +101,7 @@ def _copy_checkout(destination: Path) -> None:
     shutil.copytree(PROJECT_ROOT, destination, ignore=ignored)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=60)
 def test_a_checkout_in_a_long_path_with_a_space_runs_against_the_embedded_server(tmp_path):
     checkout = tmp_path / "my projects" / ("a-rather-long-directory-name-" * 4) / "lending"
     assert len(str(checkout / ".lending" / "pg" / ".s.PGSQL.5432")) > 107

@@ -4,6 +4,7 @@ healthy system; `lending seed --faults` then breaks it on purpose. Seeding is id
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from lending_dev.seed.loans import inject_demo_faults, seed_loans
@@ -35,6 +36,7 @@ def test_seeding_twice_gives_the_same_partners_and_keeps_operator_changes(world)
     assert configs == 5
 
 
+@pytest.mark.slow
 def test_the_seeded_demo_opens_healthy_every_partner_polled_and_every_loan_paid(world):
     seeded(world)
     result = world.run("loan_polling_job")
@@ -52,6 +54,7 @@ def test_the_seeded_demo_opens_healthy_every_partner_polled_and_every_loan_paid(
     assert checks["all_partners_polled"] and checks["partner_totals_consistent"]
 
 
+@pytest.mark.slow
 def test_injected_demo_faults_fail_one_partners_polls_and_some_phones(world):
     seeded(world)
     settings = get_settings().model_copy(update={"sandbox_url": world.sandbox.base_url})

@@ -133,6 +133,7 @@ def test_the_receiver_refuses_to_start_without_an_mpesa_token(db_url):
         build_app(database_url=db_url, mpesa_token="")
 
 
+@pytest.mark.slow
 def test_an_acknowledged_event_survives_the_receiver_being_killed(db, db_url):
     port = free_port()
     env = {

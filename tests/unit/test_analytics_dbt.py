@@ -131,6 +131,7 @@ def test_running_dbt_by_hand_passes_the_settings_vars_to_build_commands_only():
     ]
 
 
+@pytest.mark.slow(seconds=35)
 def test_a_fresh_clone_parses_its_manifest_without_env_or_database(tmp_path, monkeypatch):
     project_dir = tmp_path / "dbt"
     shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
