@@ -3,7 +3,8 @@
 Every setting has an environment variable, a documented default and a parser (`values.py`);
 a bad value fails at start-up with a `SettingsError` that names the variable and the value.
 Secrets are `SecretStr`: never shown in a repr, a log line or an error (`reveal` where used).
-The README's configuration table is generated from the declarations in `model.py`
+The configuration tables (README: what a deployment sets; docs/configuration.md: everything) are
+generated from the declarations in `model.py`
 (`python -m lending_pipelines.settings.table --write`; a test keeps the two in step).
 """
 

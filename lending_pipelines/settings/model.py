@@ -52,6 +52,7 @@ class Settings(BaseSettings):
         "SQLAlchemy URL of the operational database. Empty: the embedded PostgreSQL under "
         "LENDING_HOME is started (or reused) in dev mode, and start-up fails outside it.",
         secret=True,
+        production=True,
     )
     dev_mode: Flag = setting(
         "LENDING_DEV_MODE",
@@ -76,6 +77,7 @@ class Settings(BaseSettings):
         "Public base URL of the callback receiver (https, at the TLS proxy), given to M-Pesa as "
         "ResultURL and Twilio as StatusCallback; Twilio signatures are checked against it. Never "
         "the bind address.",
+        production=True,
     )
     mpesa_callback_token: Secret = setting(
         "LENDING_MPESA_CALLBACK_TOKEN",
@@ -83,12 +85,14 @@ class Settings(BaseSettings):
         "Unguessable path token of the M-Pesa callback URLs (Daraja does not sign callbacks). "
         "Required by the receiver; `make dev` generates one.",
         secret=True,
+        production=True,
     )
     stripe_webhook_secret: Secret = setting(
         "LENDING_STRIPE_WEBHOOK_SECRET",
         "",
         "Endpoint secret (whsec_...) verifying Stripe-Signature. Empty: Stripe events refused.",
         secret=True,
+        production=True,
     )
     mpesa_callback_token_previous: Secret = setting(
         "LENDING_MPESA_CALLBACK_TOKEN_PREVIOUS",
@@ -143,12 +147,14 @@ class Settings(BaseSettings):
         "",
         "Comma-separated CIDRs allowed to call the M-Pesa callback paths (Safaricom publishes its"
         " callback addresses). Empty: any address (dev).",
+        production=True,
     )
     webhooks_trusted_proxies: Networks = setting(
         "LENDING_WEBHOOKS_TRUSTED_PROXIES",
         "",
         "Comma-separated CIDRs of the proxies in front of the receiver; X-Forwarded-For is "
         "honoured only from them. Empty: the peer address is the caller.",
+        production=True,
     )
     # --- kill switches (also overridable in the feature_flags table) ----------------------
     cron_enabled: Flag = setting(
@@ -246,6 +252,7 @@ class Settings(BaseSettings):
         "",
         "Daraja host (https://api.safaricom.co.ke live, https://sandbox.safaricom.co.ke for "
         "Safaricom's sandbox). Empty: the local sandbox's /mpesa. A partner row may override it.",
+        production=True,
     )
     encryption_key: Secret = setting(
         "LENDING_ENCRYPTION_KEY",
@@ -254,6 +261,7 @@ class Settings(BaseSettings):
         " the first encrypts, all decrypt (`lending secrets rotate`). `make dev` generates one "
         "under LENDING_HOME when unset; production must set it.",
         secret=True,
+        production=True,
     )
     # --- payouts ----------------------------------------------------------------------------
     payout_currency: Currency = setting(
@@ -296,6 +304,7 @@ class Settings(BaseSettings):
         "",
         "Stripe API base URL (https://api.stripe.com live). Empty: the sandbox's /stripe. The "
         "secret key is read from LENDING_STRIPE_API_KEY (a secret, never config).",
+        production=True,
     )
     # --- WhatsApp (Twilio) ------------------------------------------------------------------
     twilio_url: OptionalUrl = setting(
@@ -303,16 +312,19 @@ class Settings(BaseSettings):
         "",
         "Twilio API base URL (https://api.twilio.com live). Empty: the sandbox's /twilio. The "
         "auth token is read from LENDING_TWILIO_AUTH_TOKEN (a secret, never config).",
+        production=True,
     )
     twilio_account_sid: Text = setting(
         "LENDING_TWILIO_ACCOUNT_SID",
         "AC0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d",
         "Twilio Account SID (AC...). The default is the sandbox's account.",
+        production=True,
     )
     whatsapp_from: Text = setting(
         "LENDING_WHATSAPP_FROM",
         "+14155238886",
         "WhatsApp sender number (+E164) registered on the Twilio account.",
+        production=True,
     )
     # --- escrow and auto-deduct -------------------------------------------------------------
     escrow_release_days: AtLeast0 = setting(
@@ -335,6 +347,7 @@ class Settings(BaseSettings):
         "Base URL of the Blnk ledger (e.g. http://blnk.internal:5001). Empty: the sandbox's "
         "/blnk. In secure mode its key is read from LENDING_BLNK_API_KEY (a secret, never "
         "config).",
+        production=True,
     )
     # --- alerts ---------------------------------------------------------------------------
     alert_webhook_url: Secret = setting(
@@ -342,6 +355,7 @@ class Settings(BaseSettings):
         "",
         "Slack-compatible webhook for alerts. Empty: alerts are logged.",
         secret=True,
+        production=True,
     )
     alert_reminder_minutes: AtLeast0 = setting(
         "LENDING_ALERT_REMINDER_MINUTES",

@@ -23,14 +23,22 @@ class SettingsError(ValueError):
     """A configuration value that cannot be used."""
 
 
-def setting(env: str, default: str, doc: str, secret: bool = False) -> Any:
+def setting(
+    env: str, default: str, doc: str, secret: bool = False, production: bool = False
+) -> Any:
     """Declare a setting: its environment variable, default (as the raw string, parsed like a
-    value from the environment) and meaning."""
+    value from the environment) and meaning; `production`: a deployment must set it (its
+    default is the local sandbox's, or nothing)."""
     return Field(
         default=default,
         validation_alias=env,
         description=doc,
-        json_schema_extra={"env": env, "raw_default": default, "secret": secret},
+        json_schema_extra={
+            "env": env,
+            "raw_default": default,
+            "secret": secret,
+            "production": production,
+        },
     )
 
 
