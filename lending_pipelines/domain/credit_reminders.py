@@ -2,7 +2,8 @@
 
 A reminder is due when the debit is unpaid (OPEN or PARTIAL) and due within `window_days` of
 the business date or already overdue, and no reminder for it was sent on that local day or later:
-at most one per transaction per day, and re-running a past day sends nothing new. `db/credit/reminders.py` selects the same debits in SQL.
+at most one per transaction per day, and re-running a past day sends nothing new.
+`db/credit/reminders.py` selects the same debits in SQL.
 """
 
 from __future__ import annotations
