@@ -10,7 +10,7 @@ alone keeps step processes (assets/payouts/jobs.py): its chunk workers pay in pa
 
 import dagster as dg
 
-from .assets import escrow, loans, payouts
+from .assets import credit, escrow, loans, payouts
 from .assets.analytics import (
     ANALYTICS_ASSETS,
     ANALYTICS_CHECKS,
@@ -30,6 +30,7 @@ settings = prepare_code_location()
 # One Definitions at module scope (Dagster's autodiscovery refuses several): the parts are
 # built inside the merge.
 defs = dg.Definitions.merge(
+    credit.defs,
     escrow.defs,
     payouts.defs,
     loans.defs,

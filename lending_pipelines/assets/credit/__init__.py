@@ -1,0 +1,41 @@
+"""Retailer credit operations (workflow 2): the Dagster wiring.
+
+`assets` (risk dashboard, guardrails, auto-pause), `partitions` (business days in
+LENDING_CREDIT_TIMEZONE), `jobs` (jobs and schedules). The runs themselves are in
+`lending_pipelines.workflows.credit`.
+"""
+
+from datetime import timedelta
+
+import dagster as dg
+
+from .assets import credit_auto_pause, credit_guardrails, credit_risk_dashboard
+from .jobs import CREDIT_JOBS, CREDIT_SCHEDULES
+from .partitions import TIMEZONE
+
+CREDIT_ASSETS = [credit_risk_dashboard, credit_guardrails, credit_auto_pause]
+
+
+def _daily_by(hour: int) -> dg.FreshnessPolicy:
+    return dg.FreshnessPolicy.cron(
+        deadline_cron=f"0 {hour} * * *", lower_bound_delta=timedelta(hours=2), timezone=TIMEZONE
+    )
+
+
+# Each daily run has two hours after its schedule.
+CREDIT_FRESHNESS = {
+    "credit_risk_dashboard": _daily_by(6),
+    "credit_guardrails": _daily_by(6),
+    "credit_auto_pause": _daily_by(13),
+}
+
+defs = dg.Definitions(
+    assets=dg.map_asset_specs(
+        lambda spec: spec.replace_attributes(
+            freshness_policy=CREDIT_FRESHNESS[spec.key.to_user_string()]
+        ),
+        CREDIT_ASSETS,
+    ),
+    jobs=CREDIT_JOBS,
+    schedules=CREDIT_SCHEDULES,
+)

@@ -1,0 +1,69 @@
+"""Credit jobs (daily asset jobs, the order-recovery jobs and the Launchpad op jobs) and their
+schedules, all in LENDING_CREDIT_TIMEZONE, all skipping while CRON_ENABLED is off."""
+
+from datetime import timedelta
+
+import dagster as dg
+
+from ...kill_switch import automation_paused
+from ...resources.database import DatabaseResource
+from .assets import credit_auto_pause, credit_guardrails, credit_risk_dashboard
+from .common import ACTOR_TAG, PAUSE_SERIAL, WORKFLOW_TAG
+from .partitions import TIMEZONE, local
+
+credit_guardrails_job = dg.define_asset_job(
+    "credit_guardrails_job",
+    selection=[credit_risk_dashboard, credit_guardrails],
+    tags={**PAUSE_SERIAL, **WORKFLOW_TAG},
+    description="Risk dashboard, then pause retailers breaking a guardrail (one business day).",
+)
+credit_auto_pause_job = dg.define_asset_job(
+    "credit_auto_pause_job",
+    selection=[credit_auto_pause],
+    tags={**PAUSE_SERIAL, **WORKFLOW_TAG},
+    description="Auto-pause overdue or over-limit retailers (one business day).",
+)
+
+
+def daily_schedule(name: str, cron: str, job, description: str, *, days_back: int = 0):
+    """A daily schedule running `job` for the local business day (minus `days_back`)."""
+
+    @dg.schedule(
+        name=name,
+        cron_schedule=cron,
+        execution_timezone=TIMEZONE,
+        job=job,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=description,
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext, database: DatabaseResource):
+        skip = automation_paused(database)
+        if skip is not None:
+            return skip
+        partition = (
+            local(context.scheduled_execution_time).date() - timedelta(days=days_back)
+        ).isoformat()
+        return dg.RunRequest(
+            run_key=f"{job.name}:{partition}",
+            partition_key=partition,
+            tags={ACTOR_TAG: f"schedule:{name}"},
+        )
+
+    return _schedule
+
+
+credit_guardrails_daily = daily_schedule(
+    "credit_guardrails_daily",
+    "0 4 * * *",
+    credit_guardrails_job,
+    "04:00: risk dashboard and guardrails evaluation for the business day.",
+)
+credit_auto_pause_daily = daily_schedule(
+    "credit_auto_pause_daily",
+    "0 11 * * *",
+    credit_auto_pause_job,
+    "11:00: auto-pause overdue or over-limit retailers (never notifies a retailer twice).",
+)
+
+CREDIT_JOBS = [credit_guardrails_job, credit_auto_pause_job]
+CREDIT_SCHEDULES = [credit_guardrails_daily, credit_auto_pause_daily]

@@ -1,0 +1,319 @@
+"""Workflow 2 (retailer credit) end to end through Dagster: the real assets, jobs and schedules,
+the real database and the sandbox's Twilio over HTTP, on a small hand-made book (one retailer
+per rule, tests/credit_book.py). Every WhatsApp message must be a template (ContentSid), never
+free-form text: the sandbox fails free-form messages outside the 24-hour window with 63016."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from lending_dev.sandbox.twilio import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+from lending_pipelines.assets.credit import CREDIT_ASSETS
+from lending_pipelines.assets.credit.jobs import CREDIT_JOBS
+from lending_pipelines.assets.credit.partitions import TIMEZONE, today
+from lending_pipelines.db.common import audit_log, outbox
+from lending_pipelines.resources.credit_config import CreditConfig
+from lending_pipelines.resources.whatsapp import WhatsAppResource
+from lending_pipelines.workflows.credit.guardrails import run_guardrails
+from tests.credit_book import add_debit, add_retailer, at, day_before, statuses
+
+DAY = today()
+CONFIG = CreditConfig()
+NUMBERS = {
+    "r-ok": "+919800000001",
+    "r-old": "+919800000002",
+    "r-over": "+919800000003",
+    "r-paused": "+919800000004",
+    "r-paid": "+919800000005",
+}
+
+
+def whatsapp_resource(sandbox) -> WhatsAppResource:
+    return WhatsAppResource(
+        account_sid=DEV_ACCOUNT_SID,
+        auth_token=DEV_AUTH_TOKEN,
+        from_number="+14155238886",
+        base_url=sandbox.url("twilio"),
+        timeout_seconds=5,
+        backoff_seconds=0.01,
+    )
+
+
+@pytest.fixture
+def defs(database, sandbox):
+    return dg.Definitions(
+        assets=CREDIT_ASSETS,
+        jobs=CREDIT_JOBS,
+        resources={
+            "database": database,
+            "whatsapp": whatsapp_resource(sandbox),
+            "credit_config": CONFIG,
+        },
+    )
+
+
+@pytest.fixture
+def book(db):
+    """r-ok within limits; r-old's oldest debit 45 days old (max 30); r-over above its limit;
+    r-paused already paused; r-paid's old debit fully paid."""
+    with db.begin() as conn:
+        for retailer_id, number in NUMBERS.items():
+            status = "PAUSED" if retailer_id == "r-paused" else "ACTIVE"
+            add_retailer(conn, retailer_id, number=number, status=status, limit=50_000)
+        add_debit(conn, "r-ok", 20_000, created=at(day_before(DAY, 5)), due=DAY + timedelta(days=9))
+        add_debit(conn, "r-old", 10_000, created=at(day_before(DAY, 45)), due=day_before(DAY, 31))
+        add_debit(
+            conn, "r-over", 40_000, created=at(day_before(DAY, 3)), due=DAY + timedelta(days=11)
+        )
+        add_debit(
+            conn, "r-over", 20_000, created=at(day_before(DAY, 1)), due=DAY + timedelta(days=13)
+        )
+        add_debit(conn, "r-paused", 90_000, created=at(day_before(DAY, 2)), due=DAY)
+        add_debit(
+            conn,
+            "r-paid",
+            10_000,
+            created=at(day_before(DAY, 60)),
+            due=day_before(DAY, 46),
+            status="CLEARED",
+            cleared=10_000,
+            cleared_at=at(day_before(DAY, 47)),
+        )
+    return db
+
+
+def run_job(defs, name, *, partition_key=None, config=None, raise_on_error=True):
+    job = defs.resolve_job_def(name)
+    run_config = {"ops": {job.graph.node_names()[0]: {"config": config}}} if config else None
+    return job.execute_in_process(
+        partition_key=partition_key,
+        run_config=run_config,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=raise_on_error,
+    )
+
+
+def materialization(result, asset: str) -> dict:
+    (event,) = result.asset_materializations_for_node(asset)
+    return {key: value.value for key, value in event.metadata.items()}
+
+
+def checks(result) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def audits(engine, prefix: str) -> list[dict]:
+    with engine.connect() as conn:
+        query = (
+            sa.select(audit_log)
+            .where(audit_log.c.action.startswith(prefix))
+            .order_by(audit_log.c.entity_id, audit_log.c.id)
+        )
+        return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def outbox_rows(engine, kind: str) -> dict[str, str]:
+    with engine.connect() as conn:
+        query = sa.select(outbox.c.idempotency_key, outbox.c.status).where(
+            outbox.c.idempotency_key.startswith(f"{kind}:")
+        )
+        return dict(conn.execute(query).all())
+
+
+def twilio_messages(sandbox) -> list[dict]:
+    return sandbox.state("twilio")["messages"]
+
+
+def wait_for_final_statuses(sandbox, count: int) -> list[dict]:
+    """The sandbox moves messages sent → delivered → read (or failed 63016) in the background."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        messages = twilio_messages(sandbox)
+        if len(messages) == count and all(m["status"] in {"read", "failed"} for m in messages):
+            return messages
+        time.sleep(0.05)
+    return twilio_messages(sandbox)
+
+
+# --- guardrails and auto-pause -------------------------------------------------------------------
+
+
+def test_guardrails_pause_overdue_and_over_limit_retailers_with_reason_audit_and_one_template(
+    book, defs, sandbox
+):
+    result = run_job(defs, "credit_guardrails_job", partition_key=DAY.isoformat())
+
+    assert statuses(book) == {
+        "r-ok": "ACTIVE",
+        "r-old": "PAUSED",
+        "r-over": "PAUSED",
+        "r-paused": "PAUSED",
+        "r-paid": "ACTIVE",
+    }
+    with book.connect() as conn:
+        reasons = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT id, credit_pause_reason FROM lending.retailers WHERE id IN "
+                    "('r-old', 'r-over')"
+                )
+            ).all()
+        )
+    assert reasons["r-old"] == "oldest unpaid debit is 45 days old, 15 over max_outstanding_days 30"
+    assert reasons["r-over"] == (
+        "outstanding INR 600.00 exceeds the credit limit INR 500.00 by INR 100.00"
+    )
+    entries = audits(book, "credit.")
+    assert [
+        (e["entity_id"], e["action"], e["old_value"], e["new_value"]["credit_status"])
+        for e in entries
+    ] == [
+        ("r-old", "credit.guardrails_pause", {"credit_status": "ACTIVE"}, "PAUSED"),
+        ("r-over", "credit.guardrails_pause", {"credit_status": "ACTIVE"}, "PAUSED"),
+    ]
+    assert all(e["run_id"] == result.run_id and e["reason"] for e in entries)
+    assert outbox_rows(book, "credit_paused") == {
+        f"credit_paused:r-old:{DAY}": "sent",
+        f"credit_paused:r-over:{DAY}": "sent",
+    }
+    messages = wait_for_final_statuses(sandbox, 2)
+    assert sorted(m["to"] for m in messages) == [
+        f"whatsapp:{NUMBERS['r-old']}",
+        f"whatsapp:{NUMBERS['r-over']}",
+    ]
+    assert {m["content_sid"] for m in messages} == {CONFIG.template_credit_paused}
+    assert all(m["body"] == "" and m["status"] == "read" for m in messages)
+    variables = {json.loads(m["content_variables"])["1"] for m in messages}
+    assert variables == {"R-Old", "R-Over"}
+    meta = materialization(result, "credit_guardrails")
+    assert (meta["paused"], meta["messages_sent"], meta["active_retailers_evaluated"]) == (2, 2, 4)
+    assert checks(result) == {
+        "no_retailer_paused_twice_a_day": True,
+        "aging_buckets_reconcile_with_outstanding": True,
+    }
+
+
+def test_auto_pause_and_reruns_of_both_jobs_never_pause_or_notify_a_retailer_twice(
+    book, defs, sandbox
+):
+    for _ in range(2):
+        run_job(defs, "credit_guardrails_job", partition_key=DAY.isoformat())
+        result = run_job(defs, "credit_auto_pause_job", partition_key=DAY.isoformat())
+    assert materialization(result, "credit_auto_pause")["paused"] == 0
+    assert len(audits(book, "credit.")) == 2
+    assert len(outbox_rows(book, "credit_paused")) == 2
+    assert sorted(sandbox.state("twilio")["messages_per_recipient"].values()) == [1, 1]
+
+
+def test_auto_pause_finds_a_retailer_the_morning_made_overdue(book, defs, sandbox):
+    run_job(defs, "credit_guardrails_job", partition_key=DAY.isoformat())
+    with book.begin() as conn:
+        add_debit(conn, "r-ok", 40_000, created=at(DAY, 8), due=DAY + timedelta(days=14))
+    result = run_job(defs, "credit_auto_pause_job", partition_key=DAY.isoformat())
+    assert materialization(result, "credit_auto_pause")["paused"] == 1
+    assert statuses(book)["r-ok"] == "PAUSED"
+    assert [e["action"] for e in audits(book, "credit.") if e["entity_id"] == "r-ok"] == [
+        "credit.auto_pause"
+    ]
+    assert len(outbox_rows(book, "credit_paused")) == 3
+
+
+def test_two_concurrent_guardrail_runs_pause_and_notify_each_retailer_once(book, sandbox):
+    resource = whatsapp_resource(sandbox)
+    engines = [sa.create_engine(book.url) for _ in range(2)]
+    barrier = threading.Barrier(2)
+    reports: list = []
+
+    def run(engine, action):
+        barrier.wait()
+        with resource.get_client() as client:
+            reports.append(
+                run_guardrails(
+                    engine,
+                    client,
+                    business_date=DAY,
+                    tz=TIMEZONE,
+                    actor="test",
+                    action=action,
+                    run_id=None,
+                    content_sid=CONFIG.template_credit_paused,
+                )
+            )
+
+    threads = [
+        threading.Thread(target=run, args=(engines[0], "credit.guardrails_pause")),
+        threading.Thread(target=run, args=(engines[1], "credit.auto_pause")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for engine in engines:
+        engine.dispose()
+    assert sorted(p["retailer_id"] for r in reports for p in r.paused) == ["r-old", "r-over"]
+    assert sum(len(r.delivery.sent) for r in reports) == 2
+    assert len(audits(book, "credit.")) == 2
+    assert sorted(sandbox.state("twilio")["messages_per_recipient"].values()) == [1, 1]
+
+
+def test_a_run_waiting_on_a_retailer_row_paused_meanwhile_neither_pauses_nor_notifies_it(
+    book, sandbox
+):
+    """Deterministic interleaving: another transaction holds r-old's row and pauses it while
+    the run waits for the lock; after the wait the run must see r-old is no longer ACTIVE."""
+    resource = whatsapp_resource(sandbox)
+    holder = book.connect()
+    transaction = holder.begin()
+    holder.execute(sa.text("SELECT 1 FROM lending.retailers WHERE id = 'r-old' FOR UPDATE"))
+    outcome: list = []
+
+    def run():
+        with resource.get_client() as client:
+            outcome.append(
+                run_guardrails(
+                    book,
+                    client,
+                    business_date=DAY,
+                    tz=TIMEZONE,
+                    actor="test",
+                    action="credit.guardrails_pause",
+                    run_id=None,
+                    content_sid=CONFIG.template_credit_paused,
+                )
+            )
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 5
+    with book.connect() as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                )
+            ).scalar_one()
+            watcher.rollback()  # pg_stat_activity is a snapshot per transaction
+            if waiting:
+                break
+            time.sleep(0.02)
+    assert waiting == 1
+    holder.execute(
+        sa.text(
+            "UPDATE lending.retailers SET credit_status = 'PAUSED', credit_paused_at = now(), "
+            "credit_pause_reason = 'paused by an operator' WHERE id = 'r-old'"
+        )
+    )
+    transaction.commit()
+    holder.close()
+    thread.join()
+    assert [p["retailer_id"] for p in outcome[0].paused] == ["r-over"]
+    assert [e["entity_id"] for e in audits(book, "credit.")] == ["r-over"]
+    assert list(outbox_rows(book, "credit_paused")) == [f"credit_paused:r-over:{DAY}"]
