@@ -40,6 +40,7 @@ EXPECTED_SCHEDULES: dict[str, tuple[str, str]] = {
     # retailer credit (workflow 2)
     "credit_guardrails_daily": ("0 4 * * *", "Asia/Kolkata"),
     "credit_auto_pause_daily": ("0 11 * * *", "Asia/Kolkata"),
+    "payment_reminders_daily": ("0 10 * * *", "Asia/Kolkata"),
     # escrow (workflow 4)
     "escrow_auto_release_daily": ("0 2 * * *", "Africa/Nairobi"),
     "auto_deduct_daily": ("0 23 * * *", "Africa/Nairobi"),
@@ -58,6 +59,7 @@ EXPECTED_JOBS: dict[str, set[str]] = {
     # retailer credit (workflow 2)
     "credit_guardrails_job": {"credit_risk_dashboard", "credit_guardrails"},
     "credit_auto_pause_job": {"credit_auto_pause"},
+    "payment_reminders_job": {"payment_reminders"},
     # escrow (workflow 4)
     "escrow_release_job": {"escrow_releases"},
     "auto_deduct_job": {"auto_deductions"},
@@ -83,6 +85,7 @@ EXPECTED_ASSET_GROUPS: dict[str, str] = {
     "credit_risk_dashboard": "credit",
     "credit_guardrails": "credit",
     "credit_auto_pause": "credit",
+    "payment_reminders": "credit",
     # escrow (workflow 4)
     "escrow_releases": "escrow",
     "auto_deductions": "escrow",

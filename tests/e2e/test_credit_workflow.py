@@ -19,9 +19,11 @@ from lending_pipelines.assets.credit import CREDIT_ASSETS
 from lending_pipelines.assets.credit.jobs import CREDIT_JOBS
 from lending_pipelines.assets.credit.partitions import TIMEZONE, today
 from lending_pipelines.db.common import audit_log, outbox
+from lending_pipelines.db.flags import set_flag
 from lending_pipelines.resources.credit_config import CreditConfig
 from lending_pipelines.resources.whatsapp import WhatsAppResource
 from lending_pipelines.workflows.credit.guardrails import run_guardrails
+from lending_pipelines.workflows.credit.reminders import send_reminders
 from tests.credit_book import add_debit, add_retailer, at, day_before, statuses
 
 DAY = today()
@@ -317,3 +319,138 @@ def test_a_run_waiting_on_a_retailer_row_paused_meanwhile_neither_pauses_nor_not
     assert [p["retailer_id"] for p in outcome[0].paused] == ["r-over"]
     assert [e["entity_id"] for e in audits(book, "credit.")] == ["r-over"]
     assert list(outbox_rows(book, "credit_paused")) == [f"credit_paused:r-over:{DAY}"]
+
+
+# --- payment reminders ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def reminder_book(db):
+    """Debits due in 2 days (reminded), in 10 days (not yet), 5 days overdue (reminded), due
+    today but reminded already today (not again), cleared (never)."""
+    with db.begin() as conn:
+        add_retailer(conn, "r-a", number="+919800000011", name="Asha")
+        add_retailer(conn, "r-b", number="+919800000012", name="Bilal")
+        soon = add_debit(
+            conn, "r-a", 12_000, created=at(day_before(DAY, 12)), due=DAY + timedelta(days=2)
+        )
+        later = add_debit(
+            conn, "r-a", 5_000, created=at(day_before(DAY, 1)), due=DAY + timedelta(days=10)
+        )
+        overdue = add_debit(
+            conn,
+            "r-b",
+            30_000,
+            created=at(day_before(DAY, 20)),
+            due=day_before(DAY, 5),
+            status="PARTIAL",
+            cleared=10_000,
+        )
+        done_today = add_debit(conn, "r-b", 7_000, created=at(day_before(DAY, 14)), due=DAY)
+        cleared = add_debit(
+            conn,
+            "r-b",
+            9_000,
+            created=at(day_before(DAY, 30)),
+            due=day_before(DAY, 2),
+            status="CLEARED",
+            cleared=9_000,
+        )
+        conn.execute(
+            sa.text(
+                "UPDATE lending.credit_transactions SET reminder_sent_at = now(), "
+                "reminder_count = 1 WHERE id = :id"
+            ),
+            {"id": done_today},
+        )
+    return db, {
+        "soon": soon,
+        "later": later,
+        "overdue": overdue,
+        "done_today": done_today,
+        "cleared": cleared,
+    }
+
+
+def reminder_state(engine) -> dict[int, int]:
+    with engine.connect() as conn:
+        return dict(
+            conn.execute(
+                sa.text("SELECT id, reminder_count FROM lending.credit_transactions ORDER BY id")
+            ).all()
+        )
+
+
+def test_reminders_go_once_a_day_to_debits_due_soon_or_overdue_as_templates(
+    reminder_book, defs, sandbox
+):
+    engine, ids = reminder_book
+    result = run_job(defs, "payment_reminders_job", partition_key=DAY.isoformat())
+    assert reminder_state(engine) == {
+        ids["soon"]: 1,
+        ids["later"]: 0,
+        ids["overdue"]: 1,
+        ids["done_today"]: 1,
+        ids["cleared"]: 0,
+    }
+    assert outbox_rows(engine, "payment_reminder") == {
+        f"payment_reminder:{ids['soon']}:{DAY}": "sent",
+        f"payment_reminder:{ids['overdue']}:{DAY}": "sent",
+    }
+    messages = wait_for_final_statuses(sandbox, 2)
+    assert {m["content_sid"] for m in messages} == {CONFIG.template_payment_reminder}
+    variables = [list(json.loads(m["content_variables"]).values()) for m in messages]
+    assert sorted(variables) == sorted(
+        [
+            ["Asha", "INR 120.00", (DAY + timedelta(days=2)).isoformat(), str(ids["soon"])],
+            ["Bilal", "INR 200.00", day_before(DAY, 5).isoformat(), str(ids["overdue"])],
+        ]
+    )
+    assert all(m["status"] == "read" for m in messages)
+    assert materialization(result, "payment_reminders")["reminders_queued"] == 2
+
+    run_job(defs, "payment_reminders_job", partition_key=DAY.isoformat())
+    assert reminder_state(engine)[ids["soon"]] == 1
+    assert sandbox.state("twilio")["message_count"] == 2
+
+
+def test_reminders_are_not_sent_while_reminders_enabled_is_off(reminder_book, defs, sandbox):
+    engine, ids = reminder_book
+    with engine.begin() as conn:
+        set_flag(conn, "REMINDERS_ENABLED", False, "ops@example.com", "WhatsApp outage")
+    result = run_job(defs, "payment_reminders_job", partition_key=DAY.isoformat())
+    assert materialization(result, "payment_reminders")["skipped"] == (
+        "REMINDERS_ENABLED is off (environment or lending.feature_flags)"
+    )
+    assert reminder_state(engine)[ids["soon"]] == 0
+    assert sandbox.state("twilio")["message_count"] == 0
+
+
+def test_two_concurrent_reminder_runs_remind_each_debit_once(reminder_book, sandbox):
+    engine, ids = reminder_book
+    resource = whatsapp_resource(sandbox)
+    engines = [sa.create_engine(engine.url) for _ in range(2)]
+    barrier = threading.Barrier(2)
+
+    def run(run_engine):
+        barrier.wait()
+        with resource.get_client() as client:
+            send_reminders(
+                run_engine,
+                client,
+                business_date=DAY,
+                tz=TIMEZONE,
+                window_days=3,
+                content_sid=CONFIG.template_payment_reminder,
+            )
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for run_engine in engines:
+        run_engine.dispose()
+    assert reminder_state(engine)[ids["soon"]] == 1
+    assert reminder_state(engine)[ids["overdue"]] == 1
+    assert sandbox.state("twilio")["message_count"] == 2

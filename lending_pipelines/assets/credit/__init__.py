@@ -1,6 +1,6 @@
 """Retailer credit operations (workflow 2): the Dagster wiring.
 
-`assets` (risk dashboard, guardrails, auto-pause), `partitions` (business days in
+`assets` (risk dashboard, guardrails, auto-pause), `reminders`, `partitions` (business days in
 LENDING_CREDIT_TIMEZONE), `jobs` (jobs and schedules). The runs themselves are in
 `lending_pipelines.workflows.credit`.
 """
@@ -12,8 +12,9 @@ import dagster as dg
 from .assets import credit_auto_pause, credit_guardrails, credit_risk_dashboard
 from .jobs import CREDIT_JOBS, CREDIT_SCHEDULES
 from .partitions import TIMEZONE
+from .reminders import payment_reminders
 
-CREDIT_ASSETS = [credit_risk_dashboard, credit_guardrails, credit_auto_pause]
+CREDIT_ASSETS = [credit_risk_dashboard, credit_guardrails, credit_auto_pause, payment_reminders]
 
 
 def _daily_by(hour: int) -> dg.FreshnessPolicy:
@@ -27,6 +28,7 @@ CREDIT_FRESHNESS = {
     "credit_risk_dashboard": _daily_by(6),
     "credit_guardrails": _daily_by(6),
     "credit_auto_pause": _daily_by(13),
+    "payment_reminders": _daily_by(12),
 }
 
 defs = dg.Definitions(

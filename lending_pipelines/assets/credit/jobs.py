@@ -8,8 +8,9 @@ import dagster as dg
 from ...kill_switch import automation_paused
 from ...resources.database import DatabaseResource
 from .assets import credit_auto_pause, credit_guardrails, credit_risk_dashboard
-from .common import ACTOR_TAG, PAUSE_SERIAL, WORKFLOW_TAG
+from .common import ACTOR_TAG, PAUSE_SERIAL, REMINDER_SERIAL, WORKFLOW_TAG
 from .partitions import TIMEZONE, local
+from .reminders import REMINDERS_OFF, payment_reminders, reminders_off
 
 credit_guardrails_job = dg.define_asset_job(
     "credit_guardrails_job",
@@ -23,9 +24,17 @@ credit_auto_pause_job = dg.define_asset_job(
     tags={**PAUSE_SERIAL, **WORKFLOW_TAG},
     description="Auto-pause overdue or over-limit retailers (one business day).",
 )
+payment_reminders_job = dg.define_asset_job(
+    "payment_reminders_job",
+    selection=[payment_reminders],
+    tags={**REMINDER_SERIAL, **WORKFLOW_TAG},
+    description="WhatsApp payment reminders for the business day (REMINDERS_ENABLED).",
+)
 
 
-def daily_schedule(name: str, cron: str, job, description: str, *, days_back: int = 0):
+def daily_schedule(
+    name: str, cron: str, job, description: str, *, days_back: int = 0, reminders: bool = False
+):
     """A daily schedule running `job` for the local business day (minus `days_back`)."""
 
     @dg.schedule(
@@ -40,6 +49,8 @@ def daily_schedule(name: str, cron: str, job, description: str, *, days_back: in
         skip = automation_paused(database)
         if skip is not None:
             return skip
+        if reminders and reminders_off(database):
+            return dg.SkipReason(REMINDERS_OFF)
         partition = (
             local(context.scheduled_execution_time).date() - timedelta(days=days_back)
         ).isoformat()
@@ -65,5 +76,14 @@ credit_auto_pause_daily = daily_schedule(
     "11:00: auto-pause overdue or over-limit retailers (never notifies a retailer twice).",
 )
 
-CREDIT_JOBS = [credit_guardrails_job, credit_auto_pause_job]
-CREDIT_SCHEDULES = [credit_guardrails_daily, credit_auto_pause_daily]
+payment_reminders_daily = daily_schedule(
+    "payment_reminders_daily",
+    "0 10 * * *",
+    payment_reminders_job,
+    "10:00: WhatsApp reminders for debits due soon or overdue (skips while REMINDERS_ENABLED "
+    "is off).",
+    reminders=True,
+)
+
+CREDIT_JOBS = [credit_guardrails_job, credit_auto_pause_job, payment_reminders_job]
+CREDIT_SCHEDULES = [credit_guardrails_daily, credit_auto_pause_daily, payment_reminders_daily]

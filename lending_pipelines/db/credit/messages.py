@@ -39,3 +39,27 @@ def insert_outbox_sql(*, source: str, key: str, number: str, payload: str) -> st
         f"SELECT {key}, '{CHANNEL}', {target_sql(number)}, {payload}, 'pending' FROM {source} "
         "ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key"
     )
+
+
+# Outbox rows built in Python (payload from the domain's formatting) and inserted in the same
+# statement as the change: `:intents` is a JSON array of {key, number, payload}.
+INTENTS_CTE = """
+intents AS (
+    SELECT * FROM jsonb_to_recordset(CAST(:intents AS jsonb))
+        AS i(entity_id text, key text, number text, payload jsonb)
+)"""
+
+QUEUE_INTENTS = insert_outbox_sql(
+    source="intents i JOIN changed c ON c.entity_id = i.entity_id",
+    key="i.key",
+    number="i.number",
+    payload="i.payload",
+)
+
+
+def template_payload(content_sid: str, *variables: object) -> dict:
+    """What `WhatsAppClient.send_once` enqueues for a template, every variable a string."""
+    return {
+        "content_sid": content_sid,
+        "variables": {str(i): str(v) for i, v in enumerate(variables, start=1)},
+    }
