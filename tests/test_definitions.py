@@ -41,6 +41,8 @@ EXPECTED_SCHEDULES: dict[str, tuple[str, str]] = {
     "credit_guardrails_daily": ("0 4 * * *", "Asia/Kolkata"),
     "credit_auto_pause_daily": ("0 11 * * *", "Asia/Kolkata"),
     "payment_reminders_daily": ("0 10 * * *", "Asia/Kolkata"),
+    "pending_order_expiry_every_6_hours": ("0 */6 * * *", "Asia/Kolkata"),
+    "order_follow_ups_daily": ("0 14 * * *", "Asia/Kolkata"),
     # escrow (workflow 4)
     "escrow_auto_release_daily": ("0 2 * * *", "Africa/Nairobi"),
     "auto_deduct_daily": ("0 23 * * *", "Africa/Nairobi"),
@@ -60,6 +62,9 @@ EXPECTED_JOBS: dict[str, set[str]] = {
     "credit_guardrails_job": {"credit_risk_dashboard", "credit_guardrails"},
     "credit_auto_pause_job": {"credit_auto_pause"},
     "payment_reminders_job": {"payment_reminders"},
+    "pending_order_expiry_job": {"pending_orders"},
+    "order_follow_ups_job": {"order_follow_ups"},
+    "failed_order_reversal_job": {"reverse_failed_orders"},
     # escrow (workflow 4)
     "escrow_release_job": {"escrow_releases"},
     "auto_deduct_job": {"auto_deductions"},
@@ -86,6 +91,8 @@ EXPECTED_ASSET_GROUPS: dict[str, str] = {
     "credit_guardrails": "credit",
     "credit_auto_pause": "credit",
     "payment_reminders": "credit",
+    "pending_orders": "credit",
+    "order_follow_ups": "credit",
     # escrow (workflow 4)
     "escrow_releases": "escrow",
     "auto_deductions": "escrow",
@@ -103,6 +110,7 @@ EXPECTED_ASSET_GROUPS: dict[str, str] = {
 EXPECTED_SENSORS: set[str] = {
     "escrow_run_failure_alert",
     "credit_run_failure_alert",
+    "failed_credit_orders_sensor",
     "payouts_run_failure_alert",
     "analytics_run_failure_alert",
     "mpesa_results_sensor",

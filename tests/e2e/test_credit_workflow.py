@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -18,13 +18,26 @@ from lending_dev.sandbox.twilio import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from lending_pipelines.assets.credit import CREDIT_ASSETS
 from lending_pipelines.assets.credit.jobs import CREDIT_JOBS
 from lending_pipelines.assets.credit.partitions import TIMEZONE, today
+from lending_pipelines.assets.credit.sensors import failed_credit_orders_sensor
 from lending_pipelines.db.common import audit_log, outbox
 from lending_pipelines.db.flags import set_flag
 from lending_pipelines.resources.credit_config import CreditConfig
 from lending_pipelines.resources.whatsapp import WhatsAppResource
 from lending_pipelines.workflows.credit.guardrails import run_guardrails
+from lending_pipelines.workflows.credit.orders import (
+    reverse_failed_orders,
+    send_follow_ups,
+)
 from lending_pipelines.workflows.credit.reminders import send_reminders
-from tests.credit_book import add_debit, add_retailer, at, day_before, statuses
+from tests.credit_book import (
+    add_debit,
+    add_order,
+    add_pending,
+    add_retailer,
+    at,
+    day_before,
+    statuses,
+)
 
 DAY = today()
 CONFIG = CreditConfig()
@@ -453,4 +466,222 @@ def test_two_concurrent_reminder_runs_remind_each_debit_once(reminder_book, sand
         run_engine.dispose()
     assert reminder_state(engine)[ids["soon"]] == 1
     assert reminder_state(engine)[ids["overdue"]] == 1
+    assert sandbox.state("twilio")["message_count"] == 2
+
+
+# --- order recovery ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def order_book(db):
+    """Pending orders 30 h old (expires), 23 h old (not yet), completed 40 h ago (stays);
+    an order that expired 3 days ago (too old for a follow-up); a failed CREDIT order with its
+    debit, a failed COD order, a delivered CREDIT order."""
+    now = datetime.now(UTC)
+    with db.begin() as conn:
+        add_retailer(conn, "r-a", number="+919800000021", name="Asha")
+        add_retailer(conn, "r-b", number="+919800000022", name="Bilal")
+        expiring = add_pending(conn, "r-a", 15_000, created=now - timedelta(hours=30))
+        fresh = add_pending(conn, "r-a", 8_000, created=now - timedelta(hours=23))
+        completed = add_pending(conn, "r-b", 4_000, created=now - timedelta(hours=40))
+        stale = add_pending(conn, "r-b", 6_000, created=now - timedelta(days=4))
+        conn.execute(
+            sa.text(
+                "UPDATE lending.pending_orders SET status = CASE id WHEN :c THEN 'COMPLETED' "
+                "ELSE 'EXPIRED' END, completed_at = CASE id WHEN :c THEN now() END, "
+                "expired_at = CASE id WHEN :s THEN now() - interval '3 days' END "
+                "WHERE id IN (:c, :s)"
+            ),
+            {"c": completed, "s": stale},
+        )
+        failed = add_order(conn, "r-b", 25_000, created=at(day_before(DAY, 1)), status="FAILED")
+        failed_debit = add_debit(
+            conn,
+            "r-b",
+            25_000,
+            created=at(day_before(DAY, 1)),
+            due=DAY + timedelta(days=13),
+            order_id=failed,
+        )
+        add_order(conn, "r-b", 9_000, created=at(day_before(DAY, 1)), status="FAILED", mode="COD")
+        delivered = add_order(conn, "r-a", 11_000, created=at(day_before(DAY, 2)))
+        delivered_debit = add_debit(
+            conn,
+            "r-a",
+            11_000,
+            created=at(day_before(DAY, 2)),
+            due=DAY + timedelta(days=12),
+            order_id=delivered,
+        )
+    return db, {
+        "expiring": expiring,
+        "fresh": fresh,
+        "completed": completed,
+        "stale": stale,
+        "failed": failed,
+        "failed_debit": failed_debit,
+        "delivered_debit": delivered_debit,
+    }
+
+
+def pending_state(engine) -> dict[int, tuple[str, bool]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT id, status, follow_up_sent_at IS NOT NULL FROM lending.pending_orders "
+                "ORDER BY id"
+            )
+        ).all()
+    return {row[0]: (row[1], row[2]) for row in rows}
+
+
+def test_pending_orders_expire_24_hours_after_creation_and_only_once(order_book, defs):
+    engine, ids = order_book
+    result = run_job(defs, "pending_order_expiry_job")
+    assert pending_state(engine) == {
+        ids["expiring"]: ("EXPIRED", False),
+        ids["fresh"]: ("PENDING", False),
+        ids["completed"]: ("COMPLETED", False),
+        ids["stale"]: ("EXPIRED", False),
+    }
+    assert materialization(result, "pending_orders")["expired"] == 1
+    with engine.connect() as conn:
+        first = conn.execute(
+            sa.text("SELECT expired_at FROM lending.pending_orders WHERE id = :id"),
+            {"id": ids["expiring"]},
+        ).scalar_one()
+    again = run_job(defs, "pending_order_expiry_job")
+    assert materialization(again, "pending_orders")["expired"] == 0
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.text("SELECT expired_at FROM lending.pending_orders WHERE id = :id"),
+                {"id": ids["expiring"]},
+            ).scalar_one()
+            == first
+        )
+
+
+def test_recently_expired_orders_get_one_follow_up_template_each(order_book, defs, sandbox):
+    engine, ids = order_book
+    run_job(defs, "pending_order_expiry_job")
+    for _ in range(2):
+        result = run_job(defs, "order_follow_ups_job")
+    assert materialization(result, "order_follow_ups")["follow_ups_queued"] == 0
+    assert pending_state(engine)[ids["expiring"]] == ("EXPIRED", True)
+    assert pending_state(engine)[ids["stale"]] == ("EXPIRED", False)  # expired 3 days ago
+    assert outbox_rows(engine, "order_follow_up") == {f"order_follow_up:{ids['expiring']}": "sent"}
+    (message,) = wait_for_final_statuses(sandbox, 1)
+    assert message["content_sid"] == CONFIG.template_order_follow_up
+    assert json.loads(message["content_variables"]) == {
+        "1": "Asha",
+        "2": "INR 150.00",
+        "3": str(ids["expiring"]),
+    }
+    assert message["status"] == "read"
+
+
+def test_a_failed_credit_order_reverses_its_debit_once_and_tells_the_retailer(
+    order_book, defs, sandbox
+):
+    engine, ids = order_book
+    instance = dg.DagsterInstance.ephemeral()
+    context = dg.build_sensor_context(
+        instance=instance,
+        resources={
+            "database": dg.ResourceDefinition.hardcoded_resource(defs.resources["database"])
+        },
+    )
+    request = failed_credit_orders_sensor(context)
+    assert isinstance(request, dg.RunRequest)
+    assert request.run_key == f"failed_order_reversal:{ids['failed_debit']}:1"
+
+    for _ in range(2):
+        result = run_job(defs, "failed_order_reversal_job")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT id, type, amount, status, reversal_of FROM lending.credit_transactions "
+                "ORDER BY id"
+            )
+        ).all()
+    assert [(r.type, r.amount, r.status, r.reversal_of) for r in rows] == [
+        ("DEBIT", 25_000, "REVERSED", None),
+        ("DEBIT", 11_000, "OPEN", None),
+        ("CREDIT", 25_000, "CLEARED", ids["failed_debit"]),
+    ]
+    (entry,) = audits(engine, "credit.order_failed_reversal")
+    assert (entry["entity"], entry["entity_id"], entry["old_value"]["status"]) == (
+        "credit_transaction",
+        str(ids["failed_debit"]),
+        "OPEN",
+    )
+    assert entry["new_value"]["status"] == "REVERSED"
+    assert outbox_rows(engine, "order_failed") == {f"order_failed:{ids['failed']}": "sent"}
+    (message,) = wait_for_final_statuses(sandbox, 1)
+    assert message["content_sid"] == CONFIG.template_order_failed
+    assert json.loads(message["content_variables"]) == {
+        "1": "Bilal",
+        "2": str(ids["failed"]),
+        "3": "INR 250.00",
+    }
+    assert isinstance(failed_credit_orders_sensor(context), dg.SkipReason)
+    assert op_metadata(result, "reverse_failed_orders")["reversed"] == 0  # the second run
+
+
+def op_metadata(result, node: str) -> dict:
+    (event,) = [
+        e
+        for e in result.all_node_events
+        if e.event_type_value == "STEP_OUTPUT" and e.node_name == node
+    ]
+    return {k: v.value for k, v in event.event_specific_data.metadata.items()}
+
+
+def test_two_concurrent_follow_up_and_reversal_runs_act_once(order_book, sandbox):
+    engine, ids = order_book
+    resource = whatsapp_resource(sandbox)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE lending.pending_orders SET status = 'EXPIRED', expired_at = now() "
+                "WHERE id = :id"
+            ),
+            {"id": ids["expiring"]},
+        )
+    engines = [sa.create_engine(engine.url) for _ in range(2)]
+    barrier = threading.Barrier(2)
+
+    def run(run_engine):
+        barrier.wait()
+        with resource.get_client() as client:
+            send_follow_ups(
+                run_engine,
+                client,
+                lookback_hours=48,
+                content_sid=CONFIG.template_order_follow_up,
+            )
+            reverse_failed_orders(
+                run_engine,
+                client,
+                actor="test",
+                run_id=None,
+                content_sid=CONFIG.template_order_failed,
+            )
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for run_engine in engines:
+        run_engine.dispose()
+    with engine.connect() as conn:
+        reversals = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM lending.credit_transactions WHERE reversal_of IS NOT NULL"
+            )
+        ).scalar_one()
+    assert reversals == 1
+    assert len(audits(engine, "credit.order_failed_reversal")) == 1
     assert sandbox.state("twilio")["message_count"] == 2

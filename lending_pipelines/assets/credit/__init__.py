@@ -1,6 +1,7 @@
 """Retailer credit operations (workflow 2): the Dagster wiring.
 
-`assets` (risk dashboard, guardrails, auto-pause), `reminders`, `partitions` (business days in
+`assets` (risk dashboard, guardrails, auto-pause), `reminders`, `orders` (expiry,
+follow-ups, failed-order reversal), `sensors`, `partitions` (business days in
 LENDING_CREDIT_TIMEZONE), `jobs` (jobs and schedules). The runs themselves are in
 `lending_pipelines.workflows.credit`.
 """
@@ -11,10 +12,19 @@ import dagster as dg
 
 from .assets import credit_auto_pause, credit_guardrails, credit_risk_dashboard
 from .jobs import CREDIT_JOBS, CREDIT_SCHEDULES
+from .orders import order_follow_ups, pending_orders
 from .partitions import TIMEZONE
 from .reminders import payment_reminders
+from .sensors import CREDIT_SENSORS
 
-CREDIT_ASSETS = [credit_risk_dashboard, credit_guardrails, credit_auto_pause, payment_reminders]
+CREDIT_ASSETS = [
+    credit_risk_dashboard,
+    credit_guardrails,
+    credit_auto_pause,
+    payment_reminders,
+    pending_orders,
+    order_follow_ups,
+]
 
 
 def _daily_by(hour: int) -> dg.FreshnessPolicy:
@@ -29,6 +39,9 @@ CREDIT_FRESHNESS = {
     "credit_guardrails": _daily_by(6),
     "credit_auto_pause": _daily_by(13),
     "payment_reminders": _daily_by(12),
+    "order_follow_ups": _daily_by(16),
+    # every 6 hours, with an hour to run
+    "pending_orders": dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=7)),
 }
 
 defs = dg.Definitions(
@@ -40,4 +53,5 @@ defs = dg.Definitions(
     ),
     jobs=CREDIT_JOBS,
     schedules=CREDIT_SCHEDULES,
+    sensors=CREDIT_SENSORS,
 )

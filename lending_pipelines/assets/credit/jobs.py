@@ -8,7 +8,8 @@ import dagster as dg
 from ...kill_switch import automation_paused
 from ...resources.database import DatabaseResource
 from .assets import credit_auto_pause, credit_guardrails, credit_risk_dashboard
-from .common import ACTOR_TAG, PAUSE_SERIAL, REMINDER_SERIAL, WORKFLOW_TAG
+from .common import ACTOR_TAG, ORDERS_SERIAL, PAUSE_SERIAL, REMINDER_SERIAL, WORKFLOW_TAG
+from .orders import order_follow_ups, pending_orders, reverse_failed_orders_op
 from .partitions import TIMEZONE, local
 from .reminders import REMINDERS_OFF, payment_reminders, reminders_off
 
@@ -30,12 +31,40 @@ payment_reminders_job = dg.define_asset_job(
     tags={**REMINDER_SERIAL, **WORKFLOW_TAG},
     description="WhatsApp payment reminders for the business day (REMINDERS_ENABLED).",
 )
+pending_order_expiry_job = dg.define_asset_job(
+    "pending_order_expiry_job",
+    selection=[pending_orders],
+    tags={**ORDERS_SERIAL, **WORKFLOW_TAG},
+    description="Mark pending orders older than the expiry EXPIRED.",
+)
+order_follow_ups_job = dg.define_asset_job(
+    "order_follow_ups_job",
+    selection=[order_follow_ups],
+    tags={**ORDERS_SERIAL, **WORKFLOW_TAG},
+    description="One WhatsApp follow-up per recently expired pending order.",
+)
+
+
+@dg.job(
+    tags={**ORDERS_SERIAL, **WORKFLOW_TAG},
+    description="Reverse failed CREDIT orders' debits once and notify the retailers (sensor).",
+)
+def failed_order_reversal_job():
+    reverse_failed_orders_op()
 
 
 def daily_schedule(
-    name: str, cron: str, job, description: str, *, days_back: int = 0, reminders: bool = False
+    name: str,
+    cron: str,
+    job,
+    description: str,
+    *,
+    days_back: int = 0,
+    reminders: bool = False,
+    partitioned: bool = True,
 ):
-    """A daily schedule running `job` for the local business day (minus `days_back`)."""
+    """A daily schedule running `job` for the local business day (minus `days_back`); an
+    unpartitioned job gets the day in its run key only."""
 
     @dg.schedule(
         name=name,
@@ -56,7 +85,7 @@ def daily_schedule(
         ).isoformat()
         return dg.RunRequest(
             run_key=f"{job.name}:{partition}",
-            partition_key=partition,
+            partition_key=partition if partitioned else None,
             tags={ACTOR_TAG: f"schedule:{name}"},
         )
 
@@ -85,5 +114,48 @@ payment_reminders_daily = daily_schedule(
     reminders=True,
 )
 
-CREDIT_JOBS = [credit_guardrails_job, credit_auto_pause_job, payment_reminders_job]
-CREDIT_SCHEDULES = [credit_guardrails_daily, credit_auto_pause_daily, payment_reminders_daily]
+order_follow_ups_daily = daily_schedule(
+    "order_follow_ups_daily",
+    "0 14 * * *",
+    order_follow_ups_job,
+    "14:00: follow up the pending orders that expired recently, once per order.",
+    partitioned=False,
+)
+
+
+@dg.schedule(
+    name="pending_order_expiry_every_6_hours",
+    cron_schedule="0 */6 * * *",
+    execution_timezone=TIMEZONE,
+    job=pending_order_expiry_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 6 hours: pending orders older than the expiry (24 h) become EXPIRED.",
+)
+def pending_order_expiry_every_6_hours(
+    context: dg.ScheduleEvaluationContext, database: DatabaseResource
+):
+    skip = automation_paused(database)
+    if skip is not None:
+        return skip
+    when = local(context.scheduled_execution_time).strftime("%Y-%m-%dT%H:%M")
+    return dg.RunRequest(
+        run_key=f"pending_order_expiry:{when}",
+        tags={ACTOR_TAG: "schedule:pending_order_expiry_every_6_hours"},
+    )
+
+
+CREDIT_JOBS = [
+    credit_guardrails_job,
+    credit_auto_pause_job,
+    payment_reminders_job,
+    pending_order_expiry_job,
+    order_follow_ups_job,
+    failed_order_reversal_job,
+]
+CREDIT_SCHEDULES = [
+    credit_guardrails_daily,
+    credit_auto_pause_daily,
+    payment_reminders_daily,
+    pending_order_expiry_every_6_hours,
+    order_follow_ups_daily,
+]

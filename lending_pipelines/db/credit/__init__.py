@@ -3,7 +3,7 @@
 * `tables`: the platform tables and the workflow's own;
 * `exposure`: outstanding, aging and the book figures the dashboard and guardrails read;
 * `guardrails`: pausing retailers set-based, audited and notified in one transaction;
-* `reminders`, `orders`: reminder, expiry, follow-up and reversal statements;
+* `reminders`, `recovery`: reminder, expiry, follow-up and reversal statements;
 * `insights`: per-retailer statistics for a period;
 * `manual`: the Launchpad operations (payments, adjustments, pause/unpause, guardrail changes).
 """
