@@ -43,6 +43,7 @@ EXPECTED_SCHEDULES: dict[str, tuple[str, str]] = {
     "payment_reminders_daily": ("0 10 * * *", "Asia/Kolkata"),
     "pending_order_expiry_every_6_hours": ("0 */6 * * *", "Asia/Kolkata"),
     "order_follow_ups_daily": ("0 14 * * *", "Asia/Kolkata"),
+    "retailer_insights_daily": ("0 3 * * *", "Asia/Kolkata"),
     # escrow (workflow 4)
     "escrow_auto_release_daily": ("0 2 * * *", "Africa/Nairobi"),
     "auto_deduct_daily": ("0 23 * * *", "Africa/Nairobi"),
@@ -65,6 +66,7 @@ EXPECTED_JOBS: dict[str, set[str]] = {
     "pending_order_expiry_job": {"pending_orders"},
     "order_follow_ups_job": {"order_follow_ups"},
     "failed_order_reversal_job": {"reverse_failed_orders"},
+    "retailer_insights_job": {"retailer_insights"},
     # escrow (workflow 4)
     "escrow_release_job": {"escrow_releases"},
     "auto_deduct_job": {"auto_deductions"},
@@ -93,6 +95,7 @@ EXPECTED_ASSET_GROUPS: dict[str, str] = {
     "payment_reminders": "credit",
     "pending_orders": "credit",
     "order_follow_ups": "credit",
+    "retailer_insights": "credit",
     # escrow (workflow 4)
     "escrow_releases": "escrow",
     "auto_deductions": "escrow",

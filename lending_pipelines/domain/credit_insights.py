@@ -92,15 +92,37 @@ def compute_insights(
 ) -> Insights:
     placed = list(orders)
     repaid = list(repayments)
-    spend = sum(order.amount for order in placed)
-    on_time = sum(1 for r in repaid if r.cleared_on <= r.due_date)
-    return Insights(
+    return insights_from_totals(
         orders=len(placed),
-        spend=spend,
-        average_order_value=average(spend, len(placed)),
-        top_products=top_products(placed),
+        spend=sum(order.amount for order in placed),
+        top=top_products(placed),
         repayments=len(repaid),
-        on_time_rate=ratio(on_time, len(repaid)),
+        on_time=sum(1 for r in repaid if r.cleared_on <= r.due_date),
+        outstanding=outstanding,
+        credit_limit=credit_limit,
+        currency=currency,
+    )
+
+
+def insights_from_totals(
+    *,
+    orders: int,
+    spend: int,
+    top: Iterable[str],
+    repayments: int,
+    on_time: int,
+    outstanding: int,
+    credit_limit: int,
+    currency: str,
+) -> Insights:
+    """The same figures from totals computed elsewhere (set-based SQL)."""
+    return Insights(
+        orders=orders,
+        spend=spend,
+        average_order_value=average(spend, orders),
+        top_products=tuple(top),
+        repayments=repayments,
+        on_time_rate=ratio(on_time, repayments),
         utilisation=ratio(max(outstanding, 0), credit_limit),
         outstanding=outstanding,
         credit_limit=credit_limit,

@@ -1,7 +1,7 @@
 """Retailer credit operations (workflow 2): the Dagster wiring.
 
 `assets` (risk dashboard, guardrails, auto-pause), `reminders`, `orders` (expiry,
-follow-ups, failed-order reversal), `sensors`, `partitions` (business days in
+follow-ups, failed-order reversal), `insights`, `sensors`, `partitions` (business days in
 LENDING_CREDIT_TIMEZONE), `jobs` (jobs and schedules). The runs themselves are in
 `lending_pipelines.workflows.credit`.
 """
@@ -11,6 +11,7 @@ from datetime import timedelta
 import dagster as dg
 
 from .assets import credit_auto_pause, credit_guardrails, credit_risk_dashboard
+from .insights import retailer_insights
 from .jobs import CREDIT_JOBS, CREDIT_SCHEDULES
 from .orders import order_follow_ups, pending_orders
 from .partitions import TIMEZONE
@@ -24,6 +25,7 @@ CREDIT_ASSETS = [
     payment_reminders,
     pending_orders,
     order_follow_ups,
+    retailer_insights,
 ]
 
 
@@ -40,6 +42,7 @@ CREDIT_FRESHNESS = {
     "credit_auto_pause": _daily_by(13),
     "payment_reminders": _daily_by(12),
     "order_follow_ups": _daily_by(16),
+    "retailer_insights": _daily_by(5),
     # every 6 hours, with an hour to run
     "pending_orders": dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=7)),
 }

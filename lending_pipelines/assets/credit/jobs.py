@@ -8,7 +8,15 @@ import dagster as dg
 from ...kill_switch import automation_paused
 from ...resources.database import DatabaseResource
 from .assets import credit_auto_pause, credit_guardrails, credit_risk_dashboard
-from .common import ACTOR_TAG, ORDERS_SERIAL, PAUSE_SERIAL, REMINDER_SERIAL, WORKFLOW_TAG
+from .common import (
+    ACTOR_TAG,
+    INSIGHTS_SERIAL,
+    ORDERS_SERIAL,
+    PAUSE_SERIAL,
+    REMINDER_SERIAL,
+    WORKFLOW_TAG,
+)
+from .insights import retailer_insights
 from .orders import order_follow_ups, pending_orders, reverse_failed_orders_op
 from .partitions import TIMEZONE, local
 from .reminders import REMINDERS_OFF, payment_reminders, reminders_off
@@ -42,6 +50,12 @@ order_follow_ups_job = dg.define_asset_job(
     selection=[order_follow_ups],
     tags={**ORDERS_SERIAL, **WORKFLOW_TAG},
     description="One WhatsApp follow-up per recently expired pending order.",
+)
+retailer_insights_job = dg.define_asset_job(
+    "retailer_insights_job",
+    selection=[retailer_insights],
+    tags={**INSIGHTS_SERIAL, **WORKFLOW_TAG},
+    description="Regenerate retailer insights for one business day.",
 )
 
 
@@ -122,6 +136,14 @@ order_follow_ups_daily = daily_schedule(
     partitioned=False,
 )
 
+retailer_insights_daily = daily_schedule(
+    "retailer_insights_daily",
+    "0 3 * * *",
+    retailer_insights_job,
+    "03:00: insights for the business day that just ended.",
+    days_back=1,
+)
+
 
 @dg.schedule(
     name="pending_order_expiry_every_6_hours",
@@ -151,6 +173,7 @@ CREDIT_JOBS = [
     pending_order_expiry_job,
     order_follow_ups_job,
     failed_order_reversal_job,
+    retailer_insights_job,
 ]
 CREDIT_SCHEDULES = [
     credit_guardrails_daily,
@@ -158,4 +181,5 @@ CREDIT_SCHEDULES = [
     payment_reminders_daily,
     pending_order_expiry_every_6_hours,
     order_follow_ups_daily,
+    retailer_insights_daily,
 ]
