@@ -67,6 +67,11 @@ EXPECTED_JOBS: dict[str, set[str]] = {
     "order_follow_ups_job": {"order_follow_ups"},
     "failed_order_reversal_job": {"reverse_failed_orders"},
     "retailer_insights_job": {"retailer_insights"},
+    "pause_credit_job": {"pause_credit"},
+    "unpause_credit_job": {"unpause_credit"},
+    "record_credit_payment_job": {"record_credit_payment"},
+    "credit_adjustment_job": {"adjust_credit"},
+    "change_credit_guardrails_job": {"change_credit_guardrails"},
     # escrow (workflow 4)
     "escrow_release_job": {"escrow_releases"},
     "auto_deduct_job": {"auto_deductions"},

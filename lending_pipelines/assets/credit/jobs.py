@@ -11,12 +11,20 @@ from .assets import credit_auto_pause, credit_guardrails, credit_risk_dashboard
 from .common import (
     ACTOR_TAG,
     INSIGHTS_SERIAL,
+    LEDGER_SERIAL,
     ORDERS_SERIAL,
     PAUSE_SERIAL,
     REMINDER_SERIAL,
     WORKFLOW_TAG,
 )
 from .insights import retailer_insights
+from .ops import (
+    adjust_credit,
+    change_credit_guardrails,
+    pause_credit,
+    record_credit_payment,
+    unpause_credit,
+)
 from .orders import order_follow_ups, pending_orders, reverse_failed_orders_op
 from .partitions import TIMEZONE, local
 from .reminders import REMINDERS_OFF, payment_reminders, reminders_off
@@ -65,6 +73,42 @@ retailer_insights_job = dg.define_asset_job(
 )
 def failed_order_reversal_job():
     reverse_failed_orders_op()
+
+
+@dg.job(tags={**PAUSE_SERIAL, **WORKFLOW_TAG}, description="Pause a retailer's credit (Launchpad).")
+def pause_credit_job():
+    pause_credit()
+
+
+@dg.job(
+    tags={**PAUSE_SERIAL, **WORKFLOW_TAG}, description="Unpause a retailer's credit (Launchpad)."
+)
+def unpause_credit_job():
+    unpause_credit()
+
+
+@dg.job(
+    tags={**LEDGER_SERIAL, **WORKFLOW_TAG},
+    description="Record a payment against a credit transaction (Launchpad).",
+)
+def record_credit_payment_job():
+    record_credit_payment()
+
+
+@dg.job(
+    tags={**LEDGER_SERIAL, **WORKFLOW_TAG},
+    description="Debit or credit adjustment of a retailer's credit (Launchpad).",
+)
+def credit_adjustment_job():
+    adjust_credit()
+
+
+@dg.job(
+    tags={**PAUSE_SERIAL, **WORKFLOW_TAG},
+    description="Change a retailer's max_order_value / max_outstanding_days (Launchpad).",
+)
+def change_credit_guardrails_job():
+    change_credit_guardrails()
 
 
 def daily_schedule(
@@ -174,6 +218,11 @@ CREDIT_JOBS = [
     order_follow_ups_job,
     failed_order_reversal_job,
     retailer_insights_job,
+    pause_credit_job,
+    unpause_credit_job,
+    record_credit_payment_job,
+    credit_adjustment_job,
+    change_credit_guardrails_job,
 ]
 CREDIT_SCHEDULES = [
     credit_guardrails_daily,
