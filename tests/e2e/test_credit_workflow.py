@@ -685,3 +685,18 @@ def test_two_concurrent_follow_up_and_reversal_runs_act_once(order_book, sandbox
     assert reversals == 1
     assert len(audits(engine, "credit.order_failed_reversal")) == 1
     assert sandbox.state("twilio")["message_count"] == 2
+
+
+def test_templates_reach_retailers_where_free_form_text_fails_with_63016(book, defs, sandbox):
+    """Nobody wrote to us in 24 hours: the sandbox, like Twilio, fails free-form text (63016)
+    and delivers the approved templates the jobs send."""
+    run_job(defs, "credit_guardrails_job", partition_key=DAY.isoformat())
+    with whatsapp_resource(sandbox).get_client() as client:
+        client.send_text(NUMBERS["r-old"], "Your credit is paused")
+    messages = wait_for_final_statuses(sandbox, 3)
+    outcome = {(m["to"], bool(m["content_sid"])): (m["status"], m["error_code"]) for m in messages}
+    assert outcome == {
+        (f"whatsapp:{NUMBERS['r-old']}", True): ("read", None),
+        (f"whatsapp:{NUMBERS['r-over']}", True): ("read", None),
+        (f"whatsapp:{NUMBERS['r-old']}", False): ("failed", 63016),
+    }
