@@ -64,12 +64,16 @@ def ratio(numerator: int, denominator: int) -> Decimal | None:
     """numerator / denominator to 4 places, half up; None when the denominator is 0."""
     if denominator <= 0:
         return None
+    if numerator >= 0:  # integer half-up rounding, exact and fast: round(n / d, 4)
+        return Decimal((2 * numerator * 10_000 + denominator) // (2 * denominator)).scaleb(-4)
     return (Decimal(numerator) / Decimal(denominator)).quantize(RATE_PLACES, ROUND_HALF_UP)
 
 
 def average(total: int, count: int) -> int | None:
     if count <= 0:
         return None
+    if total >= 0:
+        return (2 * total + count) // (2 * count)
     return int((Decimal(total) / Decimal(count)).to_integral_value(ROUND_HALF_UP))
 
 

@@ -10,6 +10,7 @@ def format_amount(amount_minor: int, currency: str) -> str:
     """`format_amount(120050, "INR")` → `'INR 1,200.50'`; RWF has no minor units."""
     exponent = minor_unit_exponent(currency)
     sign = "-" if amount_minor < 0 else ""
+    if not exponent:
+        return f"{currency} {sign}{abs(amount_minor):,}"
     major, minor = divmod(abs(amount_minor), 10**exponent)
-    text = f"{major:,}" + (f".{minor:0{exponent}d}" if exponent else "")
-    return f"{currency} {sign}{text}"
+    return f"{currency} {sign}{major:,}.{str(minor).zfill(exponent)}"

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from lending_dev.sandbox.twilio import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+from lending_dev.seed.credit import seed_credit
 from lending_pipelines.assets.credit import CREDIT_ASSETS
 from lending_pipelines.assets.credit.jobs import CREDIT_JOBS
 from lending_pipelines.assets.credit.partitions import TIMEZONE, today
@@ -700,3 +701,89 @@ def test_templates_reach_retailers_where_free_form_text_fails_with_63016(book, d
         (f"whatsapp:{NUMBERS['r-over']}", True): ("read", None),
         (f"whatsapp:{NUMBERS['r-old']}", False): ("failed", 63016),
     }
+
+
+# --- the whole day on the demo book --------------------------------------------------------------
+
+
+DAY_JOBS = [
+    ("retailer_insights_job", (DAY - timedelta(days=1)).isoformat()),
+    ("credit_guardrails_job", DAY.isoformat()),
+    ("payment_reminders_job", DAY.isoformat()),
+    ("credit_auto_pause_job", DAY.isoformat()),
+    ("pending_order_expiry_job", None),
+    ("order_follow_ups_job", None),
+    ("failed_order_reversal_job", None),
+]
+
+
+def test_every_job_of_the_day_run_twice_on_the_demo_book_sends_each_message_once(
+    db, settings, defs, sandbox
+):
+    with db.begin() as conn:
+        seed_credit(conn, settings)
+    for _ in range(2):
+        for job, partition in DAY_JOBS:
+            assert run_job(defs, job, partition_key=partition).success, job
+    with db.connect() as conn:
+        keys = dict(
+            conn.execute(
+                sa.select(outbox.c.idempotency_key, outbox.c.status).where(
+                    outbox.c.idempotency_key.regexp_match(
+                        "^(credit_paused|payment_reminder|order_follow_up|order_failed):"
+                    )
+                )
+            ).all()
+        )
+        reversed_twice = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM lending.credit_transactions d WHERE d.type = 'DEBIT' "
+                "AND (SELECT count(*) FROM lending.credit_transactions c "
+                "WHERE c.reversal_of = d.id) > 1"
+            )
+        ).scalar_one()
+        pauses = conn.execute(
+            sa.text(
+                "SELECT count(*), count(DISTINCT entity_id) FROM lending.audit_log "
+                "WHERE action IN ('credit.guardrails_pause', 'credit.auto_pause')"
+            )
+        ).one()
+    kinds = {key.split(":")[0] for key in keys}
+    assert kinds == {"credit_paused", "payment_reminder", "order_follow_up", "order_failed"}
+    assert set(keys.values()) == {"sent"}
+    messages = twilio_messages(sandbox)
+    assert len(messages) == len(keys)
+    sent = [(m["to"], m["content_sid"], m["content_variables"]) for m in messages]
+    assert len(set(sent)) == len(sent) and all(m["body"] == "" for m in messages)
+    assert reversed_twice == 0
+    assert pauses[0] == pauses[1] > 0
+
+
+# --- automation ----------------------------------------------------------------------------------
+
+
+def test_schedules_skip_while_cron_is_off_and_reminders_while_reminders_are_off(db, database):
+    from lending_pipelines.assets.credit.jobs import CREDIT_SCHEDULES
+
+    def evaluate(schedule):
+        context = dg.build_schedule_context(
+            scheduled_execution_time=datetime.now(UTC), resources={"database": database}
+        )
+        return schedule(context)
+
+    ran = {s.name: evaluate(s) for s in CREDIT_SCHEDULES}
+    assert all(isinstance(request, dg.RunRequest) for request in ran.values()), ran
+    assert ran["payment_reminders_daily"].partition_key == DAY.isoformat()
+    assert ran["retailer_insights_daily"].partition_key == (DAY - timedelta(days=1)).isoformat()
+    assert ran["order_follow_ups_daily"].partition_key is None
+    with db.begin() as conn:
+        set_flag(conn, "REMINDERS_ENABLED", False, "ops@example.com", "outage")
+    reminders = next(s for s in CREDIT_SCHEDULES if s.name == "payment_reminders_daily")
+    assert "REMINDERS_ENABLED is off" in evaluate(reminders).skip_message
+    with db.begin() as conn:
+        set_flag(conn, "CRON_ENABLED", False, "ops@example.com", "maintenance")
+    skipped = {s.name: evaluate(s) for s in CREDIT_SCHEDULES}
+    assert all(
+        isinstance(skip, dg.SkipReason) and "CRON_ENABLED is off" in skip.skip_message
+        for skip in skipped.values()
+    )

@@ -65,7 +65,7 @@ def test_aging_in_sql_puts_every_unpaid_debit_in_the_bucket_the_rule_gives(db):
         if status in {"OPEN", "PARTIAL"}:
             key = (retailer_id, aging_bucket(due, DAY, bounds))
             expected[key] = expected.get(key, 0) + owed
-    assert {(r["retailer_id"], r["bucket"]): r["amount"] for r in rows} == expected
+    assert {(r.retailer_id, r.bucket): r.amount for r in rows} == expected
     assert sum(b["amount"] for b in buckets) == sum(expected.values()) == total["INR"]
     assert [b["bucket"] for b in buckets] == ["current", "1-15", "16-45", "46-100", "100+"]
 

@@ -13,6 +13,7 @@ from datetime import date
 import dagster as dg
 
 from ...db.credit.exposure import aging_rows, outstanding_by_bucket
+from ...domain.credit_aging import bucket_labels
 from ...resources.credit_config import CreditConfig
 from ...resources.database import DatabaseResource
 from ...resources.whatsapp import WhatsAppResource
@@ -44,11 +45,14 @@ def credit_risk_dashboard(
 ) -> dg.MaterializeResult:
     business_date = date.fromisoformat(context.partition_key)
     bounds = credit_config.bounds
+    labels = list(bucket_labels(bounds))
     with database.begin() as conn:
         buckets = outstanding_by_bucket(conn, business_date=business_date, bounds=bounds)
-        per_retailer = aging_rows(conn, business_date=business_date, bounds=bounds)
+        per_retailer = sorted(
+            (row._asdict() for row in aging_rows(conn, business_date=business_date, bounds=bounds)),
+            key=lambda row: (row["retailer_id"], labels.index(row["bucket"])),
+        )
         check = buckets_reconcile(conn, buckets)
-    labels = [row["bucket"] for row in buckets]
     risky = set(labels[AT_RISK_BUCKETS_FROM:])
     at_risk: dict[str, dict] = {}
     for row in per_retailer:

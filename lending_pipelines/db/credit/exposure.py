@@ -42,8 +42,9 @@ def bucket_case_sql(bounds: Sequence[int], days_expr: str) -> str:
     return f"CASE {' '.join(whens)} ELSE '{labels[-1]}' END"
 
 
-def aging_rows(conn: Connection, *, business_date: date, bounds: Sequence[int]) -> list[dict]:
-    """Outstanding by retailer and bucket: retailer_id, bucket, debits, amount, currency."""
+def aging_rows(conn: Connection, *, business_date: date, bounds: Sequence[int]) -> list[sa.Row]:
+    """Outstanding by retailer and bucket, unordered rows with the attributes retailer_id,
+    bucket, debits, amount, currency (one scan of the unpaid-charge index)."""
     case = bucket_case_sql(bounds, "(CAST(:day AS date) - t.due_date)")
     query = sa.text(
         f"""
@@ -52,10 +53,9 @@ def aging_rows(conn: Connection, *, business_date: date, bounds: Sequence[int]) 
         FROM lending.credit_transactions t
         WHERE {UNPAID_CHARGE}
         GROUP BY t.retailer_id, bucket, t.currency
-        ORDER BY t.retailer_id, bucket
         """
     )
-    return [dict(r) for r in conn.execute(query, {"day": business_date}).mappings()]
+    return conn.execute(query, {"day": business_date}).all()
 
 
 def outstanding_by_bucket(

@@ -11,16 +11,17 @@ recomputed.
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .exposure import EXPOSURE_CTE
 
-IN_PERIOD = (
-    "(o.created_at AT TIME ZONE :tz)::date BETWEEN CAST(:start AS date) AND CAST(:end AS date)"
-)
+# The period as an instant range (local midnight to local midnight), so the filters compare
+# stored timestamps instead of converting every row to a local date.
+IN_PERIOD = "o.created_at >= :period_from AND o.created_at < :period_until"
 
 PERIOD_TOTALS_SQL = f"""
 WITH {EXPOSURE_CTE},
@@ -58,7 +59,7 @@ repaid AS (
            count(*) FILTER (WHERE (t.cleared_at AT TIME ZONE :tz)::date <= t.due_date) AS on_time
     FROM lending.credit_transactions t JOIN active ON active.id = t.retailer_id
     WHERE t.status = 'CLEARED' AND t.amount > 0 AND t.type IN ('DEBIT', 'ADJUSTMENT')
-      AND (t.cleared_at AT TIME ZONE :tz)::date BETWEEN CAST(:start AS date) AND CAST(:end AS date)
+      AND t.cleared_at >= :period_from AND t.cleared_at < :period_until
     GROUP BY t.retailer_id
 )
 SELECT a.id AS retailer_id, a.name, a.credit_limit, a.currency,
@@ -85,7 +86,13 @@ def period_totals(
     only: list[str] | None = None,
 ) -> list[dict]:
     query = PERIOD_TOTALS_SQL.format(only="AND r.id = ANY(:only)" if only is not None else "")
-    params: dict = {"start": start, "end": end, "tz": tz, "top": top}
+    zone = ZoneInfo(tz)
+    params: dict = {
+        "tz": tz,
+        "top": top,
+        "period_from": datetime.combine(start, time(), tzinfo=zone),
+        "period_until": datetime.combine(end + timedelta(days=1), time(), tzinfo=zone),
+    }
     if only is not None:
         params["only"] = only
     return [dict(row) for row in conn.execute(sa.text(query), params).mappings()]

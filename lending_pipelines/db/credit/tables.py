@@ -126,11 +126,16 @@ credit_transactions = sa.Table(
         "NOT (type = 'DEBIT' OR (type = 'ADJUSTMENT' AND amount > 0)) OR due_date IS NOT NULL",
         name="charge_has_due_date",
     ),
+    # Covers the unpaid-charge reads (outstanding, aging, guardrails, reminders): its predicate
+    # is db/credit/exposure.py's UNPAID_CHARGE, so those scans never touch the paid history.
     sa.Index(
         "ix_credit_transactions_unpaid",
         "retailer_id",
         "due_date",
-        postgresql_where=sa.text("status IN ('OPEN', 'PARTIAL')"),
+        postgresql_include=["amount", "cleared_amount", "currency", "created_at"],
+        postgresql_where=sa.text(
+            "status IN ('OPEN', 'PARTIAL') AND amount > 0 AND type IN ('DEBIT', 'ADJUSTMENT')"
+        ),
     ),
     sa.Index("ix_credit_transactions_order_id", "order_id"),
     sa.Index("ix_credit_transactions_retailer_cleared", "retailer_id", "cleared_at"),

@@ -175,7 +175,10 @@ def upgrade() -> None:
         "ix_credit_transactions_unpaid",
         "credit_transactions",
         ["retailer_id", "due_date"],
-        postgresql_where=sa.text("status IN ('OPEN', 'PARTIAL')"),
+        postgresql_include=["amount", "cleared_amount", "currency", "created_at"],
+        postgresql_where=sa.text(
+            "status IN ('OPEN', 'PARTIAL') AND amount > 0 AND type IN ('DEBIT', 'ADJUSTMENT')"
+        ),
         schema=SCHEMA,
     )
     op.create_index(
