@@ -145,7 +145,7 @@ def _path_with_dbt() -> dict[str, str]:
 
 def dbt_vars(settings: Settings) -> dict[str, str]:
     """dbt `--vars` taken from settings (so a timezone is configuration, not a code change)."""
-    return {"loans_timezone": settings.loans_timezone}
+    return {"loans_timezone": settings.loans_timezone, "credit_timezone": settings.credit_timezone}
 
 
 @contextmanager

@@ -8,6 +8,8 @@ lending db upgrade|downgrade|current|url
 lending seed                idempotent demo data
 lending secrets rotate      re-encrypt stored partner secrets with the first encryption key
 lending pools apply         store the concurrency pool limits in the Dagster instance
+lending credit validate-order  would this order be accepted? (--retailer, --payment-mode,
+                            --amount in major units, --currency)
 """
 
 from __future__ import annotations
@@ -143,6 +145,32 @@ def cmd_secrets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_credit(args: argparse.Namespace) -> int:
+    """Exit 0: the order would be accepted; 1: refused (the rule and the numbers); 2: bad input."""
+    from .db.credit.manual import CreditOperationError
+    from .db.engine import get_engine
+    from .domain.currency import UnknownCurrencyError
+    from .workflows.credit.validation import to_minor, validate_retailer_order
+
+    try:
+        amount = to_minor(args.amount, args.currency)
+        with get_engine(_operational_url()).connect() as conn:
+            decision = validate_retailer_order(
+                conn,
+                args.retailer,
+                payment_mode=args.payment_mode,
+                amount=amount,
+                currency=args.currency,
+                tz=get_settings().credit_timezone,
+            )
+    except (CreditOperationError, UnknownCurrencyError) as exc:
+        print(f"lending credit validate-order: {exc}", file=sys.stderr)
+        return 2
+    verdict = "ALLOWED" if decision.allowed else f"REFUSED ({decision.rule})"
+    print(f"{verdict}: {decision.message}")
+    return 0 if decision.allowed else 1
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="lending", description=__doc__.split("\n")[0])
     sub = root.add_subparsers(dest="command", required=True)
@@ -166,6 +194,13 @@ def parser() -> argparse.ArgumentParser:
     secrets_.add_argument("action", choices=["rotate"])
     secrets_.add_argument("--actor", default=os.environ.get("USER") or "operator")
     secrets_.set_defaults(func=cmd_secrets)
+    credit = sub.add_parser("credit", help="retailer credit operations")
+    credit.add_argument("action", choices=["validate-order"])
+    credit.add_argument("--retailer", required=True, help="retailer id")
+    credit.add_argument("--payment-mode", required=True, choices=["CREDIT", "COD"])
+    credit.add_argument("--amount", required=True, help="order amount in major units (1200.50)")
+    credit.add_argument("--currency", default="INR")
+    credit.set_defaults(func=cmd_credit)
     db = sub.add_parser("db", help="manage the operational database")
     db.add_argument("action", choices=["upgrade", "downgrade", "current", "url"])
     db.add_argument("target", nargs="?", help="revision (default: heads / base)")

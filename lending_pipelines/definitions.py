@@ -10,7 +10,7 @@ step's chunk workers pay in parallel as threads (workflows/payouts/workers.py).
 
 import dagster as dg
 
-from .assets import analytics, escrow, loans, payouts
+from .assets import analytics, credit, escrow, loans, payouts
 from .devmode import prepare_code_location
 from .resource_defs import build_resources
 from .sensors.mpesa_results import LOANS_RESULT_SENSORS
@@ -24,6 +24,7 @@ settings = prepare_code_location()
 # One Definitions at module scope (Dagster's autodiscovery refuses several): the parts are
 # built inside the merge.
 defs = dg.Definitions.merge(
+    credit.defs,
     escrow.defs,
     payouts.defs,
     loans.defs,

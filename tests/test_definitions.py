@@ -18,6 +18,14 @@ ANALYTICS_MODELS: set[str] = {
         "stg_lending__escrows",
         "stg_lending__escrow_releases",
         "stg_lending__repayments",
+        "stg_lending__retailers",
+        "stg_lending__credit_accounts",
+        "stg_lending__orders",
+        "stg_lending__credit_transactions",
+        "stg_lending__retailer_insights",
+        "credit_outstanding_by_retailer",
+        "credit_outstanding_by_bucket",
+        "credit_at_risk_retailers",
         "payout_batch_summary",
         "creator_payout_history",
         "escrow_release_daily",
@@ -29,6 +37,13 @@ ANALYTICS_MODELS: set[str] = {
 
 # schedule name → (cron, execution timezone)
 EXPECTED_SCHEDULES: dict[str, tuple[str, str]] = {
+    # retailer credit (workflow 2)
+    "credit_guardrails_daily": ("0 4 * * *", "Asia/Kolkata"),
+    "credit_auto_pause_daily": ("0 11 * * *", "Asia/Kolkata"),
+    "payment_reminders_daily": ("0 10 * * *", "Asia/Kolkata"),
+    "pending_order_expiry_every_6_hours": ("0 */6 * * *", "Asia/Kolkata"),
+    "order_follow_ups_daily": ("0 14 * * *", "Asia/Kolkata"),
+    "retailer_insights_daily": ("0 3 * * *", "Asia/Kolkata"),
     # escrow (workflow 4)
     "escrow_auto_release_daily": ("0 2 * * *", "Africa/Nairobi"),
     "auto_deduct_daily": ("0 23 * * *", "Africa/Nairobi"),
@@ -44,6 +59,19 @@ EXPECTED_SCHEDULES: dict[str, tuple[str, str]] = {
 
 # job name → asset keys or op names it runs
 EXPECTED_JOBS: dict[str, set[str]] = {
+    # retailer credit (workflow 2)
+    "credit_guardrails_job": {"credit_risk_dashboard", "credit_guardrails"},
+    "credit_auto_pause_job": {"credit_auto_pause"},
+    "payment_reminders_job": {"payment_reminders"},
+    "pending_order_expiry_job": {"pending_orders"},
+    "order_follow_ups_job": {"order_follow_ups"},
+    "failed_order_reversal_job": {"reverse_failed_orders"},
+    "retailer_insights_job": {"retailer_insights"},
+    "pause_credit_job": {"pause_credit"},
+    "unpause_credit_job": {"unpause_credit"},
+    "record_credit_payment_job": {"record_credit_payment"},
+    "credit_adjustment_job": {"adjust_credit"},
+    "change_credit_guardrails_job": {"change_credit_guardrails"},
     # escrow (workflow 4)
     "escrow_release_job": {"escrow_releases"},
     "auto_deduct_job": {"auto_deductions"},
@@ -65,6 +93,14 @@ EXPECTED_JOBS: dict[str, set[str]] = {
 
 # asset key → group
 EXPECTED_ASSET_GROUPS: dict[str, str] = {
+    # retailer credit (workflow 2)
+    "credit_risk_dashboard": "credit",
+    "credit_guardrails": "credit",
+    "credit_auto_pause": "credit",
+    "payment_reminders": "credit",
+    "pending_orders": "credit",
+    "order_follow_ups": "credit",
+    "retailer_insights": "credit",
     # escrow (workflow 4)
     "escrow_releases": "escrow",
     "auto_deductions": "escrow",
@@ -81,6 +117,8 @@ EXPECTED_ASSET_GROUPS: dict[str, str] = {
 
 EXPECTED_SENSORS: set[str] = {
     "escrow_run_failure_alert",
+    "credit_run_failure_alert",
+    "failed_credit_orders_sensor",
     "payouts_run_failure_alert",
     "analytics_run_failure_alert",
     "mpesa_results_sensor",
@@ -99,6 +137,7 @@ EXPECTED_RESOURCES = {
     "fineract",
     "mpesa",
     "dbt",
+    "credit_config",
 }
 
 
@@ -184,7 +223,7 @@ def test_every_workflow_asset_with_a_cadence_has_a_freshness_policy():
         key.to_user_string()
         for key in graph.get_all_asset_keys()
         if graph.get(key).is_executable
-        and graph.get(key).group_name in {"loans", "payouts", "escrow"}
+        and graph.get(key).group_name in {"loans", "payouts", "escrow", "credit"}
         and graph.get(key).freshness_policy is None
     ]
     assert stale_unwatched == []

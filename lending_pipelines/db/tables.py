@@ -2,6 +2,7 @@
 
 from . import (
     common,  # noqa: F401
+    credit,  # noqa: F401
     escrow,  # noqa: F401
     fineract_records,  # noqa: F401
     incidents,  # noqa: F401

@@ -10,10 +10,10 @@ tick's SkipReason says what it applied.
 
 A callback whose payload cannot be read, or whose message sid no outbox row carries, is marked
 processed with an error text (kept, never dropped; set `processed_at` back to NULL to apply it
-again). Because Twilio may call back before `send_once` has recorded the message sid, an unknown
-sid only counts as an error once the callback is older than UNMATCHED_GRACE; until then it waits
-for a later tick. Skips while CRON_ENABLED is off — the callbacks stay stored until it is on.
-"""
+again). Because Twilio may call back before `send_whatsapp_once` has recorded the message sid,
+an unknown sid only counts as an error once the callback is older than UNMATCHED_GRACE; until
+then it waits for a later tick. Skips while CRON_ENABLED is off — the callbacks stay stored
+until it is on."""
 
 from __future__ import annotations
 

@@ -121,7 +121,10 @@ def test_running_dbt_by_hand_passes_the_settings_vars_to_build_commands_only():
     debug = dbt_command(["debug"], settings)
 
     assert build[1] == "build"
-    assert json.loads(build[build.index("--vars") + 1]) == {"loans_timezone": "Africa/Kampala"}
+    assert json.loads(build[build.index("--vars") + 1]) == {
+        "loans_timezone": "Africa/Kampala",
+        "credit_timezone": "Asia/Kolkata",
+    }
     assert "--vars" not in debug
     assert build[-4:] == [
         "--project-dir",
@@ -197,6 +200,10 @@ def test_tables_no_asset_writes_are_described_external_assets():
         key("lending", "creators"),
         key("lending", "escrows"),
         key("lending", "partners"),
+        key("lending", "retailers"),
+        key("lending", "credit_accounts"),
+        key("lending", "orders"),
+        key("lending", "credit_transactions"),
     }
     assert all(
         spec.group_name == "platform_tables" and spec.description for spec in PLATFORM_TABLES

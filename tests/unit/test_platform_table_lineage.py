@@ -11,6 +11,8 @@ READS = {
     "loan_tracking": "partners",
     "eligible_creators": "creators",
     "escrow_releases": "escrows",
+    "credit_guardrails": "credit_transactions",
+    "credit_risk_dashboard": "retailers",
 }
 
 
@@ -32,5 +34,6 @@ def test_each_platform_table_is_one_node_shared_by_analytics_and_the_workflows()
     declared = {spec.key for spec in PLATFORM_TABLES}
     assert set(PLATFORM_TABLE_KEYS.values()) <= declared
     keys = [key for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[-1] in
-            {"partners", "creators", "escrows"}]  # fmt: skip
+            {"partners", "creators", "escrows", "retailers", "credit_accounts", "orders",
+             "credit_transactions"}]  # fmt: skip
     assert sorted(keys) == sorted(PLATFORM_TABLE_KEYS.values())
