@@ -10,7 +10,7 @@ alone keeps step processes (assets/payouts/jobs.py): its chunk workers pay in pa
 
 import dagster as dg
 
-from .assets import escrow, loans, payouts
+from .assets import collections, escrow, loans, payouts
 from .assets.analytics import (
     ANALYTICS_ASSETS,
     ANALYTICS_CHECKS,
@@ -31,6 +31,7 @@ settings = prepare_code_location()
 # built inside the merge.
 defs = dg.Definitions.merge(
     escrow.defs,
+    collections.defs,
     payouts.defs,
     loans.defs,
     dg.Definitions(  # analytics

@@ -13,6 +13,7 @@ import dagster as dg
 from .analytics_dbt import dbt_resource
 from .resources.alerts import AlertsResource
 from .resources.blnk import BlnkResource
+from .resources.collections_config import CollectionsConfig
 from .resources.database import DatabaseResource
 from .resources.escrow_config import EscrowConfig
 from .resources.fineract import FineractResource
@@ -68,6 +69,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "payouts_config": PayoutsConfig.from_settings(settings),
         "escrow_config": EscrowConfig.from_settings(settings),
         "loans_config": LoansConfig.from_settings(settings),
+        "collections_config": CollectionsConfig.from_env(settings),
         "alerts": AlertsResource(
             webhook_url=dg.EnvVar("LENDING_ALERT_WEBHOOK_URL")
             if settings.alert_webhook_url

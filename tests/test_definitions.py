@@ -24,6 +24,8 @@ ANALYTICS_MODELS: set[str] = {
         "auto_deduct_daily",
         "loan_polling_health_hourly",
         "disbursement_outcomes_daily",
+        "stg_lending__collection_loans",
+        "stg_lending__installments",
     )
 }
 
@@ -38,6 +40,8 @@ EXPECTED_SCHEDULES: dict[str, tuple[str, str]] = {
     # loan polling and M-Pesa auto-disbursement (workflow 1)
     "loan_polling_every_10_minutes": ("*/10 * * * *", "Africa/Nairobi"),
     "disbursement_retry_every_5_minutes": ("*/5 * * * *", "Africa/Nairobi"),
+    # loan collections (workflow 5)
+    "collections_dpd_daily": ("30 0 * * *", "Asia/Kolkata"),
     # analytics (dbt)
     "analytics_daily_refresh": ("0 5 * * *", "UTC"),
 }
@@ -59,6 +63,8 @@ EXPECTED_JOBS: dict[str, set[str]] = {
     "loan_polling_job": {"loan_tracking", "loan_disbursements"},
     "disbursement_retry_job": {"retry_disbursements"},
     "mpesa_results_job": {"apply_mpesa_results"},
+    # loan collections (workflow 5)
+    "collections_daily_job": {"loan_dpd", "legal_escalations", "collector_scores"},
     # analytics (dbt)
     "analytics_refresh_job": ANALYTICS_MODELS,
 }
@@ -75,6 +81,10 @@ EXPECTED_ASSET_GROUPS: dict[str, str] = {
     # loan polling and M-Pesa auto-disbursement (workflow 1)
     "loan_tracking": "loans",
     "loan_disbursements": "loans",
+    # loan collections (workflow 5)
+    "loan_dpd": "collections",
+    "legal_escalations": "collections",
+    "collector_scores": "collections",
     # analytics (dbt)
     **{key: "analytics" for key in ANALYTICS_MODELS},
 }
@@ -86,6 +96,7 @@ EXPECTED_SENSORS: set[str] = {
     "mpesa_results_sensor",
     "stripe_events_sensor",
     "loans_run_failure_alert",
+    "collections_run_failure_alert",
     # WhatsApp outbox: Twilio status callbacks
     "whatsapp_delivery_status_sensor",
 }
@@ -99,6 +110,7 @@ EXPECTED_RESOURCES = {
     "fineract",
     "mpesa",
     "dbt",
+    "collections_config",
 }
 
 

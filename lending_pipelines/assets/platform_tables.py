@@ -1,7 +1,8 @@
-"""The keys of the platform tables the workflows read but no asset writes (partners, creators
-and escrows come from the platform's own services). The analytics module declares one external
-AssetSpec per source table under the same keys (`analytics._platform_table_specs`), so a
-workflow asset's `deps` and the dbt models meet at one node per table."""
+"""The keys of the platform tables the workflows read but no asset writes (partners, creators,
+escrows and the collections loan book come from the platform's own services). The analytics
+module declares one external AssetSpec per source table under the same keys
+(`analytics._platform_table_specs`), so a workflow asset's `deps` and the dbt models meet at one
+node per table."""
 
 import dagster as dg
 
@@ -9,8 +10,12 @@ PLATFORM_SCHEMA = "lending"
 PARTNERS_TABLE = dg.AssetKey([PLATFORM_SCHEMA, "partners"])
 CREATORS_TABLE = dg.AssetKey([PLATFORM_SCHEMA, "creators"])
 ESCROWS_TABLE = dg.AssetKey([PLATFORM_SCHEMA, "escrows"])
+COLLECTION_LOANS_TABLE = dg.AssetKey([PLATFORM_SCHEMA, "collection_loans"])
+INSTALLMENTS_TABLE = dg.AssetKey([PLATFORM_SCHEMA, "installments"])
 PLATFORM_TABLE_KEYS = {
     "partners": PARTNERS_TABLE,
     "creators": CREATORS_TABLE,
     "escrows": ESCROWS_TABLE,
+    "collection_loans": COLLECTION_LOANS_TABLE,
+    "installments": INSTALLMENTS_TABLE,
 }

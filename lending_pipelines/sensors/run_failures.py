@@ -7,6 +7,7 @@ with a reason); while it is off, failures show in the Dagster UI but are not pos
 import dagster as dg
 
 from ..assets.analytics import ANALYTICS_JOBS
+from ..assets.collections.jobs import COLLECTIONS_JOBS
 from ..assets.escrow.jobs import ESCROW_JOBS
 from ..assets.loans.jobs import LOANS_JOBS
 from ..assets.payouts.jobs import PAYOUT_JOBS, STRIPE_EVENTS_JOBS
@@ -57,6 +58,9 @@ payouts_run_failure_alert = workflow_failure_sensor(
 escrow_run_failure_alert = workflow_failure_sensor(
     "escrow_run_failure_alert", "Escrow workflow", ESCROW_JOBS
 )
+collections_run_failure_alert = workflow_failure_sensor(
+    "collections_run_failure_alert", "Collections workflow", COLLECTIONS_JOBS
+)
 
 analytics_run_failure_alert = workflow_failure_sensor(
     "analytics_run_failure_alert", "Analytics refresh", ANALYTICS_JOBS
@@ -66,5 +70,6 @@ RUN_FAILURE_SENSORS = [
     loans_run_failure_alert,
     payouts_run_failure_alert,
     escrow_run_failure_alert,
+    collections_run_failure_alert,
     analytics_run_failure_alert,
 ]

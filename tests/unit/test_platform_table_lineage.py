@@ -11,6 +11,7 @@ READS = {
     "loan_tracking": "partners",
     "eligible_creators": "creators",
     "escrow_releases": "escrows",
+    "loan_dpd": "collection_loans",
 }
 
 
@@ -32,5 +33,5 @@ def test_each_platform_table_is_one_node_shared_by_analytics_and_the_workflows()
     declared = {spec.key for spec in PLATFORM_TABLES}
     assert set(PLATFORM_TABLE_KEYS.values()) <= declared
     keys = [key for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[-1] in
-            {"partners", "creators", "escrows"}]  # fmt: skip
+            {"partners", "creators", "escrows", "collection_loans", "installments"}]  # fmt: skip
     assert sorted(keys) == sorted(PLATFORM_TABLE_KEYS.values())

@@ -1,0 +1,44 @@
+"""Collections jobs and the daily schedule."""
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from ...kill_switch import automation_paused
+from ...resources.database import DatabaseResource
+from .assets import collector_scores, legal_escalations, loan_dpd
+from .common import ACTOR_TAG, DPD_SERIAL
+from .partitions import TIMEZONE
+
+collections_daily_job = dg.define_asset_job(
+    "collections_daily_job",
+    selection=[loan_dpd, legal_escalations, collector_scores],
+    tags=DPD_SERIAL,
+    description="DPD for a business day, then escalation and collector scores.",
+)
+
+
+@dg.schedule(
+    name="collections_dpd_daily",
+    cron_schedule="30 0 * * *",
+    execution_timezone=TIMEZONE,
+    job=collections_daily_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="00:30 IST: DPD as of the end of the business day that just ended.",
+)
+def collections_dpd_daily(context: dg.ScheduleEvaluationContext, database: DatabaseResource):
+    skip = automation_paused(database)
+    if skip is not None:
+        return skip
+    when = (context.scheduled_execution_time or datetime.now(UTC)).astimezone(ZoneInfo(TIMEZONE))
+    partition = (when.date() - timedelta(days=1)).isoformat()
+    return dg.RunRequest(
+        run_key=f"collections_daily:{partition}",
+        partition_key=partition,
+        tags={ACTOR_TAG: "schedule:collections_dpd_daily"},
+    )
+
+
+COLLECTIONS_JOBS = [collections_daily_job]
+COLLECTIONS_SCHEDULES = [collections_dpd_daily]
