@@ -20,6 +20,7 @@ from .assets.analytics import (
 from .devmode import prepare_code_location
 from .resource_defs import build_resources
 from .sensors.mpesa_results import LOANS_RESULT_SENSORS
+from .sensors.payment_files import PAYMENT_FILE_SENSORS
 from .sensors.run_failures import RUN_FAILURE_SENSORS
 from .sensors.stripe_events import STRIPE_EVENT_SENSORS
 from .sensors.whatsapp_status import WHATSAPP_SENSORS
@@ -46,6 +47,7 @@ defs = dg.Definitions.merge(
             *RUN_FAILURE_SENSORS,
             *WHATSAPP_SENSORS,
             *STRIPE_EVENT_SENSORS,
+            *PAYMENT_FILE_SENSORS,
         ],
         resources=build_resources(settings),
         executor=dg.in_process_executor,

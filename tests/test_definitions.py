@@ -65,6 +65,7 @@ EXPECTED_JOBS: dict[str, set[str]] = {
     "mpesa_results_job": {"apply_mpesa_results"},
     # loan collections (workflow 5)
     "collections_daily_job": {"loan_dpd", "legal_escalations", "collector_scores"},
+    "payment_file_job": {"post_payment_file"},
     # analytics (dbt)
     "analytics_refresh_job": ANALYTICS_MODELS,
 }
@@ -97,6 +98,7 @@ EXPECTED_SENSORS: set[str] = {
     "stripe_events_sensor",
     "loans_run_failure_alert",
     "collections_run_failure_alert",
+    "payment_files_sensor",
     # WhatsApp outbox: Twilio status callbacks
     "whatsapp_delivery_status_sensor",
 }

@@ -22,6 +22,7 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("utr", "loan_id", "amount", "paid_on")
 
 # Reason codes of a rejected row (and of a rejected file, REASON_FILE_*).
 MISSING_VALUE = "missing_value"
+WRONG_COLUMN_COUNT = "wrong_column_count"
 INVALID_UTR = "invalid_utr"
 INVALID_AMOUNT = "invalid_amount"
 AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
@@ -35,6 +36,7 @@ DUPLICATE_UTR_IN_FILE = "duplicate_utr_in_file"
 DUPLICATE_UTR_RECORDED = "duplicate_utr_recorded"
 ROW_REASONS = (
     MISSING_VALUE,
+    WRONG_COLUMN_COUNT,
     INVALID_UTR,
     INVALID_AMOUNT,
     AMOUNT_OUT_OF_RANGE,
@@ -170,6 +172,8 @@ def check_row(
     def reject(code: str, name: str | None, value: str | None) -> RejectedRow:
         return RejectedRow(row_number, dict(raw), code, name, value)
 
+    if "_columns" in raw:  # the reader marks a row whose column count differs from the header
+        return reject(WRONG_COLUMN_COUNT, "row", f"{raw['_columns']} columns")
     values = {name: (raw.get(name) or "").strip() for name in REQUIRED_COLUMNS}
     for name in REQUIRED_COLUMNS:
         if not values[name]:

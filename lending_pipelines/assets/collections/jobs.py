@@ -8,7 +8,8 @@ import dagster as dg
 from ...kill_switch import automation_paused
 from ...resources.database import DatabaseResource
 from .assets import collector_scores, legal_escalations, loan_dpd
-from .common import ACTOR_TAG, DPD_SERIAL
+from .common import ACTOR_TAG, DPD_SERIAL, PAYMENTS_SERIAL
+from .ops import post_payment_file
 from .partitions import TIMEZONE
 
 collections_daily_job = dg.define_asset_job(
@@ -17,6 +18,14 @@ collections_daily_job = dg.define_asset_job(
     tags=DPD_SERIAL,
     description="DPD for a business day, then escalation and collector scores.",
 )
+
+
+@dg.job(
+    tags=PAYMENTS_SERIAL,
+    description="Post one payment file from the inbox (started by payment_files_sensor).",
+)
+def payment_file_job():
+    post_payment_file()
 
 
 @dg.schedule(
@@ -40,5 +49,5 @@ def collections_dpd_daily(context: dg.ScheduleEvaluationContext, database: Datab
     )
 
 
-COLLECTIONS_JOBS = [collections_daily_job]
+COLLECTIONS_JOBS = [collections_daily_job, payment_file_job]
 COLLECTIONS_SCHEDULES = [collections_dpd_daily]
