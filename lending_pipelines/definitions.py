@@ -19,6 +19,7 @@ from .assets.analytics import (
 )
 from .devmode import prepare_code_location
 from .resource_defs import build_resources
+from .sensors.collections_guard import GUARD_SENSORS
 from .sensors.mpesa_results import LOANS_RESULT_SENSORS
 from .sensors.payment_files import PAYMENT_FILE_SENSORS
 from .sensors.run_failures import RUN_FAILURE_SENSORS
@@ -48,6 +49,7 @@ defs = dg.Definitions.merge(
             *WHATSAPP_SENSORS,
             *STRIPE_EVENT_SENSORS,
             *PAYMENT_FILE_SENSORS,
+            *GUARD_SENSORS,
         ],
         resources=build_resources(settings),
         executor=dg.in_process_executor,

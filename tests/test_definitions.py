@@ -99,6 +99,7 @@ EXPECTED_SENSORS: set[str] = {
     "loans_run_failure_alert",
     "collections_run_failure_alert",
     "payment_files_sensor",
+    "collections_guard_sensor",
     # WhatsApp outbox: Twilio status callbacks
     "whatsapp_delivery_status_sensor",
 }
