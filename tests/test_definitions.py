@@ -66,6 +66,10 @@ EXPECTED_JOBS: dict[str, set[str]] = {
     # loan collections (workflow 5)
     "collections_daily_job": {"loan_dpd", "legal_escalations", "collector_scores"},
     "payment_file_job": {"post_payment_file"},
+    "reassign_collector_job": {"reassign_collector"},
+    "manual_payment_job": {"record_manual_payment"},
+    "release_from_quarantine_job": {"release_from_quarantine"},
+    "close_loan_job": {"close_loan"},
     # analytics (dbt)
     "analytics_refresh_job": ANALYTICS_MODELS,
 }

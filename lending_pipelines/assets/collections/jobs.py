@@ -9,7 +9,13 @@ from ...kill_switch import automation_paused
 from ...resources.database import DatabaseResource
 from .assets import collector_scores, legal_escalations, loan_dpd
 from .common import ACTOR_TAG, DPD_SERIAL, PAYMENTS_SERIAL
-from .ops import post_payment_file
+from .ops import (
+    close_loan,
+    post_payment_file,
+    reassign_collector,
+    record_manual_payment,
+    release_from_quarantine,
+)
 from .partitions import TIMEZONE
 
 collections_daily_job = dg.define_asset_job(
@@ -26,6 +32,29 @@ collections_daily_job = dg.define_asset_job(
 )
 def payment_file_job():
     post_payment_file()
+
+
+@dg.job(description="Reassign a loan's collector (Launchpad, audited).")
+def reassign_collector_job():
+    reassign_collector()
+
+
+@dg.job(tags=PAYMENTS_SERIAL, description="Record a manual payment (Launchpad, audited).")
+def manual_payment_job():
+    record_manual_payment()
+
+
+@dg.job(
+    tags=PAYMENTS_SERIAL,
+    description="Release a quarantined payment row after correction (Launchpad, audited).",
+)
+def release_from_quarantine_job():
+    release_from_quarantine()
+
+
+@dg.job(description="Close a paid-off loan (Launchpad, audited).")
+def close_loan_job():
+    close_loan()
 
 
 @dg.schedule(
@@ -49,5 +78,12 @@ def collections_dpd_daily(context: dg.ScheduleEvaluationContext, database: Datab
     )
 
 
-COLLECTIONS_JOBS = [collections_daily_job, payment_file_job]
+COLLECTIONS_JOBS = [
+    collections_daily_job,
+    payment_file_job,
+    reassign_collector_job,
+    manual_payment_job,
+    release_from_quarantine_job,
+    close_loan_job,
+]
 COLLECTIONS_SCHEDULES = [collections_dpd_daily]

@@ -1,13 +1,17 @@
-"""Collections op jobs' steps: posting a payment file (run by the payment files sensor)."""
+"""Collections op jobs' steps: posting a payment file (run by the payment files sensor) and the
+Launchpad operations."""
 
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
+from ...db.collections import operations as ops_db
 from ...domain.collections_payments import format_inr
 from ...resources.collections_config import CollectionsConfig
 from ...resources.database import DatabaseResource
+from ...workflows.collections import operations
+from ...workflows.collections.operations import OperationRefused
 from ...workflows.collections.payment_files import process_payment_file
 from ..metadata import markdown_table
 from .common import run_actor
@@ -70,3 +74,139 @@ def post_payment_file(
         f"({format_inr(report.accepted_minor)}), {report.rejected} rejected"
     )
     return dg.Output(None, metadata=metadata)
+
+
+# --- Launchpad operations (typed config, audited in the same transaction) ----------------------
+
+
+class ActorConfig(dg.Config):
+    actor: str = Field(description="Who asks for this (e-mail); written to the audit log.")
+    reason: str = Field(description="Why; written to the audit log.")
+
+    def checked(self) -> tuple[str, str]:
+        if not self.actor.strip() or not self.reason.strip():
+            raise dg.Failure("actor and reason are required for the audit log")
+        return self.actor.strip(), self.reason.strip()
+
+
+class ReassignCollectorConfig(ActorConfig):
+    loan_id: int = Field(description="The loan.")
+    collector_id: str = Field(description="The active collector to assign it to.")
+
+
+class ManualPaymentConfig(ActorConfig):
+    loan_id: str = Field(description="The loan (as on a file row).")
+    utr: str = Field(description="Bank UTR (NEFT/RTGS) or 12-digit UPI/IMPS reference.")
+    amount: str = Field(description="Rupees, plain or Indian notation: 1,00,000.50.")
+    paid_on: str = Field(description="YYYY-MM-DD or DD/MM/YYYY, not after today, <= 7 days ago.")
+
+
+class ReleaseQuarantineConfig(ActorConfig):
+    rejection_id: int = Field(description="The quarantined row (payment_rejections.id).")
+    utr: str = Field(default="", description="Corrected UTR (empty: keep the row's).")
+    loan_id: str = Field(default="", description="Corrected loan id (empty: keep).")
+    amount: str = Field(default="", description="Corrected amount (empty: keep).")
+    paid_on: str = Field(default="", description="Corrected payment date (empty: keep).")
+
+
+class CloseLoanConfig(ActorConfig):
+    loan_id: int = Field(description="A paid-off ACTIVE or LEGAL loan to close.")
+
+
+def _refused(error: Exception) -> dg.Failure:
+    return dg.Failure(description=str(error), allow_retries=False)
+
+
+@dg.op(tags={"lending/workflow": "collections"}, description="Reassign a loan's collector.")
+def reassign_collector(
+    context: dg.OpExecutionContext, config: ReassignCollectorConfig, database: DatabaseResource
+) -> dg.Output:
+    actor, reason = config.checked()
+    try:
+        with database.begin() as conn:
+            change = ops_db.reassign_collector(
+                conn, loan_id=config.loan_id, collector_id=config.collector_id, actor=actor,
+                reason=reason, run_id=context.run.run_id,
+            )  # fmt: skip
+    except OperationRefused as error:
+        raise _refused(error) from None
+    return dg.Output(None, metadata={"loan_id": config.loan_id, **_flat(change)})
+
+
+@dg.op(tags={"lending/workflow": "collections"}, description="Close a paid-off loan.")
+def close_loan(
+    context: dg.OpExecutionContext, config: CloseLoanConfig, database: DatabaseResource
+) -> dg.Output:
+    actor, reason = config.checked()
+    try:
+        with database.begin() as conn:
+            change = ops_db.close_loan(
+                conn, loan_id=config.loan_id, actor=actor, reason=reason,
+                run_id=context.run.run_id,
+            )  # fmt: skip
+    except OperationRefused as error:
+        raise _refused(error) from None
+    return dg.Output(None, metadata={"loan_id": config.loan_id, **_flat(change)})
+
+
+@dg.op(
+    tags={"lending/workflow": "collections"},
+    description="Record a manual payment: the payment-file validation, then posting.",
+)
+def record_manual_payment(
+    context: dg.OpExecutionContext,
+    config: ManualPaymentConfig,
+    database: DatabaseResource,
+    collections_config: CollectionsConfig,
+) -> dg.Output:
+    actor, reason = config.checked()
+    raw = {"utr": config.utr, "loan_id": config.loan_id, "amount": config.amount,
+           "paid_on": config.paid_on}  # fmt: skip
+    outcome = operations.record_manual_payment(
+        database.get_engine(), raw, timezone=TIMEZONE, bounds=collections_config.bounds,
+        actor=actor, reason=reason, run_id=context.run.run_id,
+    )  # fmt: skip
+    if outcome.rejected is not None:
+        raise dg.Failure(
+            description=f"manual payment rejected and quarantined: {outcome.rejected.message}",
+            allow_retries=False,
+        )
+    return dg.Output(
+        None,
+        metadata={"payment_id": outcome.payment_id, "overpaid_minor": outcome.overpaid_minor},
+    )
+
+
+@dg.op(
+    tags={"lending/workflow": "collections"},
+    description="Release a quarantined payment row after correcting it, validated again.",
+)
+def release_from_quarantine(
+    context: dg.OpExecutionContext,
+    config: ReleaseQuarantineConfig,
+    database: DatabaseResource,
+    collections_config: CollectionsConfig,
+) -> dg.Output:
+    actor, reason = config.checked()
+    corrections = {"utr": config.utr, "loan_id": config.loan_id, "amount": config.amount,
+                   "paid_on": config.paid_on}  # fmt: skip
+    try:
+        outcome = operations.release_from_quarantine(
+            database.get_engine(), config.rejection_id, corrections, timezone=TIMEZONE,
+            bounds=collections_config.bounds, actor=actor, reason=reason,
+            run_id=context.run.run_id,
+        )  # fmt: skip
+    except OperationRefused as error:
+        raise _refused(error) from None
+    return dg.Output(
+        None,
+        metadata={
+            "rejection_id": config.rejection_id,
+            "payment_id": outcome.payment_id,
+            "overpaid_minor": outcome.overpaid_minor,
+        },
+    )
+
+
+def _flat(change: dict) -> dict:
+    return {f"{when}_{k}": str(v) for when, values in change.items() for k, v in values.items()}
