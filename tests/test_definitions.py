@@ -26,6 +26,14 @@ ANALYTICS_MODELS: set[str] = {
         "disbursement_outcomes_daily",
         "stg_lending__collection_loans",
         "stg_lending__installments",
+        "stg_lending__dpd_daily_summary",
+        "stg_lending__dpd_bucket_changes",
+        "stg_lending__dpd_days",
+        "stg_lending__collector_scores",
+        "collections_buckets_daily",
+        "collections_dpd_daily",
+        "collections_by_collector",
+        "collections_roll_rates",
     )
 }
 
