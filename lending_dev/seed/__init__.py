@@ -8,13 +8,14 @@ from sqlalchemy.engine import Connection
 
 from lending_pipelines.settings import Settings
 
+from .collections import seed_collections
 from .escrow import seed_escrow
 from .loans import seed_loans
 from .payouts import seed_payouts
 
 Seeder = Callable[[Connection, Settings], None]
 
-SEEDERS: list[Seeder] = [seed_loans, seed_escrow, seed_payouts]
+SEEDERS: list[Seeder] = [seed_loans, seed_escrow, seed_payouts, seed_collections]
 
 
 def seed_all(conn: Connection, settings: Settings) -> list[str]:
