@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from .collections import PAYABLE_STATUSES
@@ -113,14 +113,22 @@ def format_inr(amount_minor: int) -> str:
     return f"{'-' if amount_minor < 0 else ''}₹{grouped}.{paise:02d}"
 
 
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_INDIAN_DATE = re.compile(r"(\d{2})[/-](\d{2})[/-](\d{4})")
+
+
 def parse_paid_on(text: str) -> date:
     """YYYY-MM-DD, or DD/MM/YYYY and DD-MM-YYYY as Indian bank statements write it."""
     value = text.strip()
-    for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y"):
-        try:
-            return datetime.strptime(value, fmt).date()
-        except ValueError:
-            continue
+    try:
+        if match := _ISO_DATE.fullmatch(value):
+            year, month, day = match.groups()
+            return date(int(year), int(month), int(day))
+        if match := _INDIAN_DATE.fullmatch(value):
+            day, month, year = match.groups()
+            return date(int(year), int(month), int(day))
+    except ValueError:
+        pass
     raise ValueError(f"paid_on {text!r} is not a date like 2026-11-30 or 30/11/2026")
 
 

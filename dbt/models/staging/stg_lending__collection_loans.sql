@@ -6,6 +6,6 @@ select
     collector_id,
     dpd,
     bucket,
-    dpd_as_of,
+    dpd_changed_on,
     opened_on
 from {{ source('lending', 'collection_loans') }}

@@ -31,14 +31,18 @@ def escalate_to_legal(
     rows = conn.execute(
         sa.text(
             """
-            WITH due AS (
-                SELECT id, dpd, dpd_as_of, status FROM lending.collection_loans
-                WHERE status = 'ACTIVE' AND dpd >= :threshold AND dpd_as_of IS NOT NULL
-                FOR UPDATE
+            WITH latest AS (
+                SELECT max(business_date) AS business_date FROM lending.dpd_days
+            ), due AS (
+                SELECT l.id, l.dpd, latest.business_date, l.status
+                FROM lending.collection_loans l, latest
+                WHERE l.status = 'ACTIVE' AND l.dpd >= :threshold
+                  AND latest.business_date IS NOT NULL
+                FOR UPDATE OF l
             ), recorded AS (
                 INSERT INTO lending.legal_escalations
                     (loan_id, business_date, dpd, previous_status, actor, run_id)
-                SELECT id, dpd_as_of, dpd, status, :actor, :run_id FROM due
+                SELECT id, business_date, dpd, status, :actor, :run_id FROM due
                 ON CONFLICT (loan_id) DO NOTHING
                 RETURNING loan_id, dpd, business_date
             )

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from ...domain.collections import OpenInstallment, allocate
 from ...domain.collections_payments import AcceptedRow, RejectedRow
-from .tables import payment_allocations, payment_rejections, payments
+from .tables import payment_rejections
 
 POSTING_LOCK = 727015
 
@@ -100,29 +100,36 @@ def post_payments(
         ]
         plans.append((row, result.allocations, result.overpaid_minor))
 
+    columns = {
+        "utrs": [row.utr for row, _, _ in plans],
+        "loans": [row.loan_id for row, _, _ in plans],
+        "amounts": [row.amount_minor for row, _, _ in plans],
+        "dates": [row.paid_on for row, _, _ in plans],
+        "rows": [row.row_number if file_id is not None else None for row, _, _ in plans],
+        "overpaid": [overpaid for _, _, overpaid in plans],
+    }
     inserted = conn.execute(
-        sa.insert(payments).returning(payments.c.id, payments.c.utr, sort_by_parameter_order=True),
-        [
-            {
-                "utr": row.utr,
-                "loan_id": row.loan_id,
-                "amount_minor": row.amount_minor,
-                "paid_on": row.paid_on,
-                "source": source,
-                "file_id": file_id,
-                "row_number": row.row_number if file_id is not None else None,
-                "overpaid_minor": overpaid,
-                "posted_by": posted_by,
-                "run_id": run_id,
-            }
-            for row, _, overpaid in plans
-        ],
-    )
-    ids = [payment_id for payment_id, _ in inserted.all()]
+        sa.text(
+            """
+            INSERT INTO lending.payments (utr, loan_id, amount_minor, paid_on, source, file_id,
+                                          row_number, overpaid_minor, posted_by, run_id)
+            SELECT u, l, a, d, :source, :file_id, r, o, :posted_by, :run_id
+            FROM unnest(CAST(:utrs AS text[]), CAST(:loans AS bigint[]),
+                        CAST(:amounts AS bigint[]), CAST(:dates AS date[]),
+                        CAST(:rows AS integer[]), CAST(:overpaid AS bigint[]))
+                 AS v(u, l, a, d, r, o)
+            RETURNING id, utr
+            """
+        ),
+        {**columns, "source": source, "file_id": file_id, "posted_by": posted_by,
+         "run_id": run_id},
+    )  # fmt: skip
+    id_by_utr = dict((utr, payment_id) for payment_id, utr in inserted.all())
 
     allocation_rows = []
-    per_installment: dict[int, list] = {}
-    for payment_id, (row, allocations, overpaid) in zip(ids, plans, strict=True):
+    per_installment: dict[int, tuple[int, date]] = {}
+    for row, allocations, overpaid in plans:
+        payment_id = id_by_utr[row.utr]
         posted.payments += 1
         posted.amount_minor += row.amount_minor
         if overpaid:
@@ -131,15 +138,25 @@ def post_payments(
                  "overpaid_minor": overpaid}
             )  # fmt: skip
         for installment_id, amount in allocations:
-            allocation_rows.append(
-                {"payment_id": payment_id, "installment_id": installment_id,
-                 "amount_minor": amount, "paid_on": row.paid_on}
-            )  # fmt: skip
+            allocation_rows.append((payment_id, installment_id, amount, row.paid_on))
             total, latest = per_installment.get(installment_id, (0, row.paid_on))
             per_installment[installment_id] = (total + amount, max(latest, row.paid_on))
     if allocation_rows:
-        conn.execute(sa.insert(payment_allocations), allocation_rows)
-        ids_, amounts, dates = zip(
+        payment_ids, installment_ids, amounts, dates = (
+            list(c) for c in zip(*allocation_rows, strict=True)
+        )
+        conn.execute(
+            sa.text(
+                """
+                INSERT INTO lending.payment_allocations
+                    (payment_id, installment_id, amount_minor, paid_on)
+                SELECT * FROM unnest(CAST(:p AS bigint[]), CAST(:i AS bigint[]),
+                                     CAST(:a AS bigint[]), CAST(:d AS date[]))
+                """
+            ),
+            {"p": payment_ids, "i": installment_ids, "a": amounts, "d": dates},
+        )
+        ids_, amounts_, dates_ = zip(
             *((i, a, d) for i, (a, d) in sorted(per_installment.items())), strict=True
         )
         conn.execute(
@@ -153,7 +170,7 @@ def post_payments(
                 WHERE i.id = v.id
                 """
             ),
-            {"ids": list(ids_), "amounts": list(amounts), "dates": list(dates)},
+            {"ids": list(ids_), "amounts": list(amounts_), "dates": list(dates_)},
         )
     posted.allocations = len(allocation_rows)
     return posted

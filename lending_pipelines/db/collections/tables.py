@@ -53,8 +53,8 @@ collection_loans = sa.Table(
     sa.Column("collector_id", sa.Text, sa.ForeignKey(collectors.c.id)),
     sa.Column("dpd", sa.Integer, nullable=False, server_default=ZERO),
     sa.Column("bucket", sa.Text, nullable=False, server_default="current"),
-    # The business date the current dpd and bucket are as of (the latest computed day).
-    sa.Column("dpd_as_of", sa.Date),
+    # The business date dpd or bucket last changed (they are as of the latest computed day).
+    sa.Column("dpd_changed_on", sa.Date),
     sa.Column("opened_on", sa.Date, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.CheckConstraint("principal_minor > 0", name="principal_positive"),
@@ -81,6 +81,13 @@ installments = sa.Table(
         "amount_paid_minor >= 0 AND amount_paid_minor <= amount_due_minor", name="amount_paid"
     ),
     sa.Index("ix_installments_loan_id_due_date", "loan_id", "due_date"),
+    # DPD reads only what is unpaid now or was paid after the business day.
+    sa.Index(
+        "ix_installments_unpaid",
+        "loan_id",
+        postgresql_where=sa.text("amount_paid_minor < amount_due_minor"),
+    ),
+    sa.Index("ix_installments_paid_on", "paid_on"),
 )
 
 payment_files = sa.Table(
