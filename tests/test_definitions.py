@@ -50,6 +50,7 @@ EXPECTED_SCHEDULES: dict[str, tuple[str, str]] = {
     "disbursement_retry_every_5_minutes": ("*/5 * * * *", "Africa/Nairobi"),
     # loan collections (workflow 5)
     "collections_dpd_daily": ("30 0 * * *", "Asia/Kolkata"),
+    "collection_reminders_hourly": ("5 * * * *", "Asia/Kolkata"),
     # analytics (dbt)
     "analytics_daily_refresh": ("0 5 * * *", "UTC"),
 }
@@ -78,6 +79,7 @@ EXPECTED_JOBS: dict[str, set[str]] = {
     "manual_payment_job": {"record_manual_payment"},
     "release_from_quarantine_job": {"release_from_quarantine"},
     "close_loan_job": {"close_loan"},
+    "collection_reminders_job": {"send_borrower_reminders"},
     # analytics (dbt)
     "analytics_refresh_job": ANALYTICS_MODELS,
 }

@@ -26,6 +26,18 @@ ENVIRONMENT: dict[str, tuple[str, str | None]] = {
     "LENDING_PAYMENT_MAX_MINOR": ("max_amount_minor", "1000000000"),
     "LENDING_REMINDER_START_HOUR": ("reminder_start_hour", "8"),
     "LENDING_REMINDER_END_HOUR": ("reminder_end_hour", "19"),
+    "LENDING_REMINDER_TEMPLATE_1_30": ("reminder_template_1_30", None),
+    "LENDING_REMINDER_TEMPLATE_31_60": ("reminder_template_31_60", None),
+    "LENDING_REMINDER_TEMPLATE_61_90": ("reminder_template_61_90", None),
+    "LENDING_REMINDER_TEMPLATE_90_PLUS": ("reminder_template_90_plus", None),
+}
+_TEXT = {"inbox_path"} | {name for name, _ in ENVIRONMENT.values() if "template" in name}
+# Approved WhatsApp templates, one per tone; the defaults are the sandbox's (any HX + 32 hex).
+DEFAULT_TEMPLATES = {
+    "1-30": "HX" + "1" * 32,  # friendly: "your instalment is overdue"
+    "31-60": "HX" + "2" * 32,  # firm: "please pay to avoid charges"
+    "61-90": "HX" + "3" * 32,  # urgent: "contact your collector today"
+    "90+": "HX" + "9" * 32,  # final notice before legal action
 }
 
 
@@ -65,6 +77,39 @@ class CollectionsConfig(dg.ConfigurableResource):
         "(LENDING_REMINDER_END_HOUR).",
     )
 
+    reminder_template_1_30: str = Field(
+        default=DEFAULT_TEMPLATES["1-30"],
+        pattern=r"^HX[0-9a-fA-F]{32}$",
+        description="ContentSid of the friendly reminder, DPD 1-30 "
+        "(LENDING_REMINDER_TEMPLATE_1_30).",
+    )
+    reminder_template_31_60: str = Field(
+        default=DEFAULT_TEMPLATES["31-60"],
+        pattern=r"^HX[0-9a-fA-F]{32}$",
+        description="ContentSid of the firm reminder, DPD 31-60 (LENDING_REMINDER_TEMPLATE_31_60).",
+    )
+    reminder_template_61_90: str = Field(
+        default=DEFAULT_TEMPLATES["61-90"],
+        pattern=r"^HX[0-9a-fA-F]{32}$",
+        description="ContentSid of the urgent reminder, DPD 61-90 "
+        "(LENDING_REMINDER_TEMPLATE_61_90).",
+    )
+    reminder_template_90_plus: str = Field(
+        default=DEFAULT_TEMPLATES["90+"],
+        pattern=r"^HX[0-9a-fA-F]{32}$",
+        description="ContentSid of the final notice, DPD over 90 "
+        "(LENDING_REMINDER_TEMPLATE_90_PLUS).",
+    )
+
+    @property
+    def reminder_templates(self) -> dict[str, str]:
+        return {
+            "1-30": self.reminder_template_1_30,
+            "31-60": self.reminder_template_31_60,
+            "61-90": self.reminder_template_61_90,
+            "90+": self.reminder_template_90_plus,
+        }
+
     @model_validator(mode="after")
     def _ordered(self) -> CollectionsConfig:
         if self.min_amount_minor > self.max_amount_minor:
@@ -97,7 +142,7 @@ class CollectionsConfig(dg.ConfigurableResource):
             raw = env.get(variable, "").strip() or default
             if raw is None:
                 continue
-            if name == "inbox_path":
+            if name in _TEXT:
                 values[name] = raw
                 continue
             try:

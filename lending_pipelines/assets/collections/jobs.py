@@ -15,6 +15,7 @@ from .ops import (
     reassign_collector,
     record_manual_payment,
     release_from_quarantine,
+    send_borrower_reminders,
 )
 from .partitions import TIMEZONE
 
@@ -57,6 +58,31 @@ def close_loan_job():
     close_loan()
 
 
+@dg.job(description="WhatsApp reminders to delinquent borrowers (hourly, contact hours only).")
+def collection_reminders_job():
+    send_borrower_reminders()
+
+
+@dg.schedule(
+    name="collection_reminders_hourly",
+    cron_schedule="5 * * * *",
+    execution_timezone=TIMEZONE,
+    job=collection_reminders_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every hour: reminders to borrowers whose local time is within the contact "
+    "hours (08:00-19:00 by default); a tick outside them sends nothing and says so.",
+)
+def collection_reminders_hourly(context: dg.ScheduleEvaluationContext, database: DatabaseResource):
+    skip = automation_paused(database)
+    if skip is not None:
+        return skip
+    when = context.scheduled_execution_time or datetime.now(UTC)
+    return dg.RunRequest(
+        run_key=f"collection_reminders:{when.astimezone(UTC).isoformat(timespec='minutes')}",
+        tags={ACTOR_TAG: "schedule:collection_reminders_hourly"},
+    )
+
+
 @dg.schedule(
     name="collections_dpd_daily",
     cron_schedule="30 0 * * *",
@@ -85,5 +111,6 @@ COLLECTIONS_JOBS = [
     manual_payment_job,
     release_from_quarantine_job,
     close_loan_job,
+    collection_reminders_job,
 ]
-COLLECTIONS_SCHEDULES = [collections_dpd_daily]
+COLLECTIONS_SCHEDULES = [collections_dpd_daily, collection_reminders_hourly]

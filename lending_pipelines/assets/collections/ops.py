@@ -1,6 +1,7 @@
 """Collections op jobs' steps: posting a payment file (run by the payment files sensor) and the
 Launchpad operations."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -10,11 +11,13 @@ from ...db.collections import operations as ops_db
 from ...domain.collections_payments import format_inr
 from ...resources.collections_config import CollectionsConfig
 from ...resources.database import DatabaseResource
+from ...resources.whatsapp import WhatsAppResource
 from ...workflows.collections import operations
 from ...workflows.collections.operations import OperationRefused
 from ...workflows.collections.payment_files import process_payment_file
+from ...workflows.collections.reminders import send_reminders
 from ..metadata import markdown_table
-from .common import run_actor
+from .common import run_actor, switched_off
 from .partitions import TIMEZONE
 
 
@@ -210,3 +213,41 @@ def release_from_quarantine(
 
 def _flat(change: dict) -> dict:
     return {f"{when}_{k}": str(v) for when, values in change.items() for k, v in values.items()}
+
+
+@dg.op(
+    tags={"lending/workflow": "collections"},
+    description="WhatsApp reminders to delinquent borrowers within the contact hours in their "
+    "timezone, at most one per loan per day, the template by bucket. Behind REMINDERS_ENABLED.",
+)
+def send_borrower_reminders(
+    context: dg.OpExecutionContext,
+    database: DatabaseResource,
+    whatsapp: WhatsAppResource,
+    collections_config: CollectionsConfig,
+) -> dg.Output:
+    reason = switched_off(database, "REMINDERS_ENABLED")
+    if reason:
+        context.log.info(reason)
+        return dg.Output(None, metadata={"skipped": True, "reason": reason, "sent": 0})
+    report = send_reminders(
+        database.get_engine(),
+        whatsapp,
+        now=datetime.now(UTC),
+        start_hour=collections_config.reminder_start_hour,
+        end_hour=collections_config.reminder_end_hour,
+        templates=collections_config.reminder_templates,
+    )
+    context.log.info(report.summary)
+    metadata = {
+        "skipped": False,
+        "reason": report.summary,
+        "sent": sum(report.sent.values()),
+        "sent_by_bucket": dg.MetadataValue.json(dict(report.sent)),
+        "not_sent": len(report.failed),
+        "already_attempted": report.already_attempted,
+        "outside_contact_hours": report.outside_hours,
+        "not_sent_detail": markdown_table(report.failed, ["loan_id", "status", "error"]),
+        "duration_seconds": round(report.duration_seconds, 3),
+    }
+    return dg.Output(None, metadata=metadata)
