@@ -93,3 +93,23 @@ def run_job(defs: dg.Definitions, name: str, *, partition_key=None, partition_ra
         instance=instance or dg.DagsterInstance.ephemeral(),
         raise_on_error=raise_on_error,
     )
+
+
+def collections_resources(database, **overrides) -> dict:
+    """Every resource the collections jobs ask for; WhatsApp points nowhere unless overridden
+    (only the reminders job calls it)."""
+    from lending_dev.sandbox.twilio import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+    from lending_pipelines.resources.collections_config import CollectionsConfig
+    from lending_pipelines.resources.whatsapp import WhatsAppResource
+
+    return {
+        "database": database,
+        "collections_config": CollectionsConfig(inbox_path="-"),
+        "whatsapp": WhatsAppResource(
+            account_sid=DEV_ACCOUNT_SID,
+            auth_token=DEV_AUTH_TOKEN,
+            from_number="+14155238886",
+            base_url="http://127.0.0.1:9/twilio",
+        ),
+        **overrides,
+    }

@@ -21,8 +21,14 @@ from lending_pipelines.db.collections.tables import (
 )
 from lending_pipelines.db.common import audit_log
 from lending_pipelines.db.flags import set_flag
-from lending_pipelines.resources.collections_config import CollectionsConfig
-from tests.collections_book import add_collectors, add_loan, loan_state, pay, run_job
+from tests.collections_book import (
+    add_collectors,
+    add_loan,
+    collections_resources,
+    loan_state,
+    pay,
+    run_job,
+)
 
 D = date(2026, 10, 31)
 DAILY = "collections_daily_job"
@@ -37,7 +43,7 @@ def defs(database):
     return dg.Definitions(
         assets=COLLECTIONS_ASSETS,
         jobs=COLLECTIONS_JOBS,
-        resources={"database": database, "collections_config": CollectionsConfig(inbox_path="-")},
+        resources=collections_resources(database),
     )
 
 

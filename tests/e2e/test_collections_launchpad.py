@@ -20,8 +20,13 @@ from lending_pipelines.db.collections.tables import (
     payments,
 )
 from lending_pipelines.db.common import audit_log
-from lending_pipelines.resources.collections_config import CollectionsConfig
-from tests.collections_book import add_collectors, add_loan, loan_state, run_job
+from tests.collections_book import (
+    add_collectors,
+    add_loan,
+    collections_resources,
+    loan_state,
+    run_job,
+)
 
 TODAY = datetime.now(ZoneInfo(TIMEZONE)).date()
 WHO = {"actor": "ops@example.com", "reason": "borrower called"}
@@ -31,7 +36,7 @@ WHO = {"actor": "ops@example.com", "reason": "borrower called"}
 def defs(database):
     return dg.Definitions(
         jobs=COLLECTIONS_JOBS,
-        resources={"database": database, "collections_config": CollectionsConfig(inbox_path="-")},
+        resources=collections_resources(database),
     )
 
 

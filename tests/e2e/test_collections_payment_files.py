@@ -29,7 +29,7 @@ from lending_pipelines.db.collections.tables import (
 from lending_pipelines.resources.collections_config import CollectionsConfig
 from lending_pipelines.sensors.payment_files import payment_files_sensor
 from lending_pipelines.settings import PROJECT_ROOT
-from tests.collections_book import add_loan, pay
+from tests.collections_book import add_loan, collections_resources, pay
 
 TODAY = datetime.now(ZoneInfo(TIMEZONE)).date()
 
@@ -51,7 +51,7 @@ def world(db, database, inbox):
     defs = dg.Definitions(
         jobs=COLLECTIONS_JOBS,
         sensors=[payment_files_sensor],
-        resources={"database": database, "collections_config": config},
+        resources=collections_resources(database, collections_config=config),
     )
     return defs, dg.DagsterInstance.ephemeral(), config, database
 

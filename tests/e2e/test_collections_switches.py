@@ -18,7 +18,14 @@ from lending_pipelines.resources.alerts import AlertsResource
 from lending_pipelines.resources.collections_config import CollectionsConfig
 from lending_pipelines.sensors.collections_guard import collections_guard_sensor
 from lending_pipelines.sensors.payment_files import payment_files_sensor
-from tests.collections_book import add_collectors, add_loan, loan_state, pay, run_job
+from tests.collections_book import (
+    add_collectors,
+    add_loan,
+    collections_resources,
+    loan_state,
+    pay,
+    run_job,
+)
 
 D = date(2026, 10, 31)
 DAILY = "collections_daily_job"
@@ -29,7 +36,7 @@ def defs(database):
     return dg.Definitions(
         assets=COLLECTIONS_ASSETS,
         jobs=COLLECTIONS_JOBS,
-        resources={"database": database, "collections_config": CollectionsConfig(inbox_path="-")},
+        resources=collections_resources(database),
     )
 
 

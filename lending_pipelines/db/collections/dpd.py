@@ -4,7 +4,8 @@
 overdue amounts as of the end of the date. Paid amounts as of the date come from the
 installment's cache (`amount_paid_minor`, `paid_on` = date of its latest allocation) when that
 date is not after the business date, else from the allocations dated up to it: a daily run reads
-the allocations of only the few installments paid since.
+the allocations of only the few installments paid since (index on the allocations' date). Only
+installments unpaid now or paid after the date are aggregated.
 
 History: `dpd_bucket_changes` gets a row when a loan's bucket differs from its bucket on the
 computed day before (latest earlier change, else current); `dpd_daily_summary` one row per
@@ -34,10 +35,12 @@ _BUCKET_CASE = (
 
 DPD_AS_OF = f"""
 WITH paid_since AS (
-    SELECT a.installment_id, sum(a.amount_minor) AS paid
+    -- what was paid by the day on installments that received money after it
+    SELECT a.installment_id, sum(a.amount_minor) FILTER (WHERE a.paid_on <= :day) AS paid
     FROM lending.payment_allocations a
-    JOIN lending.installments i ON i.id = a.installment_id
-    WHERE i.paid_on > :day AND a.paid_on <= :day
+    WHERE a.installment_id IN (
+        SELECT installment_id FROM lending.payment_allocations WHERE paid_on > :day
+    )
     GROUP BY a.installment_id
 ), schedule AS (
     -- a fully paid installment owes nothing, unless it was paid after the day

@@ -4,7 +4,7 @@ before the rows are validated), so "already recorded" is read and written consis
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -89,15 +89,20 @@ def post_payments(
         outstanding[loan_id].append(OpenInstallment(inst_id, number, due_date, left))
 
     ordered = sorted(rows, key=lambda r: (r.paid_on, r.row_number))
+    payments_left = Counter(row.loan_id for row in ordered)
     plans: list[tuple[AcceptedRow, tuple[tuple[int, int], ...], int]] = []
     for row in ordered:
         result = allocate(outstanding[row.loan_id], row.amount_minor)
-        taken = dict(result.allocations)
-        outstanding[row.loan_id] = [
-            OpenInstallment(i.id, i.number, i.due_date, i.outstanding_minor - taken.get(i.id, 0))
-            for i in outstanding[row.loan_id]
-            if i.outstanding_minor - taken.get(i.id, 0) > 0
-        ]
+        payments_left[row.loan_id] -= 1
+        if payments_left[row.loan_id]:  # another payment of this loan follows: what is left
+            taken = dict(result.allocations)
+            outstanding[row.loan_id] = [
+                OpenInstallment(
+                    i.id, i.number, i.due_date, i.outstanding_minor - taken.get(i.id, 0)
+                )
+                for i in outstanding[row.loan_id]
+                if i.outstanding_minor - taken.get(i.id, 0) > 0
+            ]
         plans.append((row, result.allocations, result.overpaid_minor))
 
     columns = {
