@@ -11,7 +11,11 @@ import pytest
 import sqlalchemy as sa
 
 from lending_pipelines.assets.collections.assets import COLLECTIONS_ASSETS
-from lending_pipelines.assets.collections.jobs import COLLECTIONS_JOBS, collections_dpd_daily
+from lending_pipelines.assets.collections.jobs import (
+    COLLECTIONS_JOBS,
+    collection_reminders_hourly,
+    collections_dpd_daily,
+)
 from lending_pipelines.db.collections.tables import collector_scores, legal_escalations
 from lending_pipelines.db.flags import set_flag
 from lending_pipelines.resources.alerts import AlertsResource
@@ -119,7 +123,7 @@ def test_escalation_and_scoring_switches_take_effect_at_the_next_run(db, defs, b
     ]
 
 
-def test_cron_enabled_off_skips_the_schedule_and_every_collections_sensor(db, database, tmp_path):
+def test_cron_enabled_off_skips_every_collections_schedule_and_sensor(db, database, tmp_path):
     resources = {
         "database": database,
         "alerts": AlertsResource(),
@@ -130,6 +134,7 @@ def test_cron_enabled_off_skips_the_schedule_and_every_collections_sensor(db, da
     at = datetime(2026, 11, 1, 0, 30, tzinfo=ZoneInfo("Asia/Kolkata"))
     schedule_context = dg.build_schedule_context(resources=resources, scheduled_execution_time=at)
     assert "CRON_ENABLED is off" in collections_dpd_daily(schedule_context).skip_message
+    assert "CRON_ENABLED is off" in collection_reminders_hourly(schedule_context).skip_message
     for sensor in (payment_files_sensor, collections_guard_sensor):
         context = dg.build_sensor_context(
             resources=resources, instance=dg.DagsterInstance.ephemeral()
