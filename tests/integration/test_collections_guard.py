@@ -114,3 +114,16 @@ def test_the_pipelines_own_writers_still_change_the_guarded_columns(db, book):
     with db.connect() as conn:
         assert loan_state(conn, loan)[2] == "CLOSED"
         assert record_new_refusals(conn) == []
+
+
+@pytest.mark.parametrize("table", ["collection_loans", "installments"])
+def test_deleting_a_loan_or_an_installment_is_refused_and_counted(db, database, book, table):
+    loan, _ = book
+    key = "id" if table == "collection_loans" else "loan_id"
+    with db.connect() as conn, pytest.raises(sa.exc.DBAPIError) as refused:
+        conn.execute(sa.text(f"DELETE FROM lending.{table} WHERE {key} = :id"), {"id": loan})
+    assert f"of {table} cannot be deleted" in str(refused.value.orig)
+    assert refused.value.orig.sqlstate == "42501"
+    assert f"{table}.row_delete x1" in tick(database).skip_message
+    with db.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM lending.installments")).scalar() == 2

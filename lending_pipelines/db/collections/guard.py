@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from ..meta import SCHEMA
-from .tables import GUARDED_COLUMNS, guard_refusal_marks, guard_refusals, refusal_sequence
+from .tables import REFUSAL_COUNTERS, guard_refusal_marks, guard_refusals, refusal_sequence
 
 WRITERS = ("dpd", "escalation", "close")
 
@@ -39,7 +39,7 @@ def record_new_refusals(conn: Connection) -> list[NewRefusals]:
         f"SELECT '{refusal_sequence(t, c)}' AS name, "
         f"CASE WHEN is_called THEN last_value ELSE 0 END AS value "
         f"FROM {SCHEMA}.{refusal_sequence(t, c)}"
-        for t, c in GUARDED_COLUMNS
+        for t, c in REFUSAL_COUNTERS
     )
     counters = dict(conn.execute(sa.text(selects)).all())
     marks = dict(
@@ -50,7 +50,7 @@ def record_new_refusals(conn: Connection) -> list[NewRefusals]:
         ).all()
     )
     found = []
-    for table, column in GUARDED_COLUMNS:
+    for table, column in REFUSAL_COUNTERS:
         name = refusal_sequence(table, column)
         delta = counters[name] - marks.get(name, 0)
         if delta > 0:

@@ -253,6 +253,14 @@ GUARDED_COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
+# Deleting a loan or an installment is refused to everyone, counted as the column "row_delete".
+GUARDED_DELETES = ("collection_loans", "installments")
+REFUSAL_COUNTERS: tuple[tuple[str, str], ...] = (
+    *GUARDED_COLUMNS,
+    *((table, "row_delete") for table in GUARDED_DELETES),
+)
+
+
 def refusal_sequence(table: str, column: str) -> str:
     return f"guard_refusals__{table}__{column}"
 

@@ -40,6 +40,10 @@ GUARDED = {
 }
 
 
+# Deleting a loan or an installment is refused to everyone (counted as column "row_delete").
+GUARDED_DELETES = ("collection_loans", "installments")
+
+
 def _seq(table: str, column: str) -> str:
     return f"guard_refusals__{table}__{column}"
 
@@ -396,8 +400,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_guard_refusals"),
         schema=SCHEMA,
     )
-    for table, column in GUARDED:
-        op.execute(f"CREATE SEQUENCE {SCHEMA}.{_seq(table, column)} MINVALUE 0 START 0")
+    for table, column in [*GUARDED, *((t, "row_delete") for t in GUARDED_DELETES)]:
+        op.execute(f"CREATE SEQUENCE {SCHEMA}.{_seq(table, column)} START 1")
+    for table in GUARDED_DELETES:
+        op.execute(
+            f"""
+CREATE FUNCTION {SCHEMA}.{table}_guard_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM nextval('{SCHEMA}.{_seq(table, "row_delete")}');
+    RAISE EXCEPTION USING
+        ERRCODE = '42501',
+        MESSAGE = format('financial guard: row %s of {table} cannot be deleted; '
+                         'the attempt is recorded', OLD.id),
+        TABLE = '{table}', SCHEMA = '{SCHEMA}';
+END
+$$"""
+        )
+        op.execute(
+            f"CREATE TRIGGER {table}_guard_delete BEFORE DELETE ON {SCHEMA}.{table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.{table}_guard_delete()"
+        )
     for table in ("collection_loans", "installments"):
         op.execute(_guard_function(table))
         op.execute(
@@ -411,7 +433,9 @@ def downgrade() -> None:
     for table in ("installments", "collection_loans"):
         op.execute(f"DROP TRIGGER IF EXISTS {table}_guard ON {SCHEMA}.{table}")
         op.execute(f"DROP FUNCTION IF EXISTS {SCHEMA}.{table}_guard()")
-    for table, column in GUARDED:
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_guard_delete ON {SCHEMA}.{table}")
+        op.execute(f"DROP FUNCTION IF EXISTS {SCHEMA}.{table}_guard_delete()")
+    for table, column in [*GUARDED, *((t, "row_delete") for t in GUARDED_DELETES)]:
         op.execute(f"DROP SEQUENCE IF EXISTS {SCHEMA}.{_seq(table, column)}")
     for table in (
         "guard_refusals",
