@@ -123,8 +123,8 @@ def compute_day(conn: Connection, day: date, run_id: str | None) -> DayResult:
         ),
         {"day": day},
     )
-    conn.execute(sa.text("ALTER TABLE dpd_day ADD PRIMARY KEY (loan_id)"))
-    conn.execute(sa.text("ANALYZE dpd_day"))
+    # No key or statistics on it: every later statement reads it whole in a hash join, and the
+    # planner sizes it from its pages.
     before = conn.execute(
         sa.text("SELECT max(business_date) FROM lending.dpd_days"), {"day": day}
     ).scalar_one()
