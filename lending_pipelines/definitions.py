@@ -10,10 +10,12 @@ step's chunk workers pay in parallel as threads (workflows/payouts/workers.py).
 
 import dagster as dg
 
-from .assets import analytics, credit, escrow, loans, payouts
+from .assets import analytics, collections, credit, escrow, loans, payouts
 from .devmode import prepare_code_location
 from .resource_defs import build_resources
+from .sensors.collections_guard import GUARD_SENSORS
 from .sensors.mpesa_results import LOANS_RESULT_SENSORS
+from .sensors.payment_files import PAYMENT_FILE_SENSORS
 from .sensors.run_failures import RUN_FAILURE_SENSORS
 from .sensors.stripe_events import STRIPE_EVENT_SENSORS
 from .sensors.whatsapp_status import WHATSAPP_SENSORS
@@ -26,6 +28,7 @@ settings = prepare_code_location()
 defs = dg.Definitions.merge(
     credit.defs,
     escrow.defs,
+    collections.defs,
     payouts.defs,
     loans.defs,
     analytics.defs,
@@ -35,6 +38,8 @@ defs = dg.Definitions.merge(
             *RUN_FAILURE_SENSORS,
             *WHATSAPP_SENSORS,
             *STRIPE_EVENT_SENSORS,
+            *PAYMENT_FILE_SENSORS,
+            *GUARD_SENSORS,
         ],
         resources=build_resources(settings),
         executor=dg.in_process_executor,

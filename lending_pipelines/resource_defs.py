@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from .analytics_dbt import dbt_resource
 from .resources.alerts import AlertsResource
 from .resources.blnk import BlnkResource
+from .resources.collections_config import CollectionsConfig
 from .resources.credit_config import CreditConfig
 from .resources.database import DatabaseResource
 from .resources.escrow_config import EscrowConfig
@@ -70,6 +71,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "escrow_config": EscrowConfig.from_settings(settings),
         "loans_config": LoansConfig.from_settings(settings),
         "credit_config": CreditConfig.from_env(os.environ),
+        "collections_config": CollectionsConfig.from_env(settings),
         "alerts": AlertsResource(
             webhook_url=dg.EnvVar("LENDING_ALERT_WEBHOOK_URL")
             if settings.alert_webhook_url

@@ -32,6 +32,16 @@ ANALYTICS_MODELS: set[str] = {
         "auto_deduct_daily",
         "loan_polling_health_hourly",
         "disbursement_outcomes_daily",
+        "stg_lending__collection_loans",
+        "stg_lending__installments",
+        "stg_lending__dpd_daily_summary",
+        "stg_lending__dpd_bucket_changes",
+        "stg_lending__dpd_days",
+        "stg_lending__collector_scores",
+        "collections_buckets_daily",
+        "collections_dpd_daily",
+        "collections_by_collector",
+        "collections_roll_rates",
     )
 }
 
@@ -53,6 +63,9 @@ EXPECTED_SCHEDULES: dict[str, tuple[str, str]] = {
     # loan polling and M-Pesa auto-disbursement (workflow 1)
     "loan_polling_every_10_minutes": ("*/10 * * * *", "Africa/Nairobi"),
     "disbursement_retry_every_5_minutes": ("*/5 * * * *", "Africa/Nairobi"),
+    # loan collections (workflow 5)
+    "collections_dpd_daily": ("30 0 * * *", "Asia/Kolkata"),
+    "collection_reminders_hourly": ("5 * * * *", "Asia/Kolkata"),
     # analytics (dbt)
     "analytics_daily_refresh": ("0 5 * * *", "UTC"),
 }
@@ -87,6 +100,14 @@ EXPECTED_JOBS: dict[str, set[str]] = {
     "loan_polling_job": {"loan_tracking", "loan_disbursements"},
     "disbursement_retry_job": {"retry_disbursements"},
     "mpesa_results_job": {"apply_mpesa_results"},
+    # loan collections (workflow 5)
+    "collections_daily_job": {"loan_dpd", "legal_escalations", "collector_scores"},
+    "payment_file_job": {"post_payment_file"},
+    "reassign_collector_job": {"reassign_collector"},
+    "manual_payment_job": {"record_manual_payment"},
+    "release_from_quarantine_job": {"release_from_quarantine"},
+    "close_loan_job": {"close_loan"},
+    "collection_reminders_job": {"send_borrower_reminders"},
     # analytics (dbt)
     "analytics_refresh_job": ANALYTICS_MODELS,
 }
@@ -111,6 +132,10 @@ EXPECTED_ASSET_GROUPS: dict[str, str] = {
     # loan polling and M-Pesa auto-disbursement (workflow 1)
     "loan_tracking": "loans",
     "loan_disbursements": "loans",
+    # loan collections (workflow 5)
+    "loan_dpd": "collections",
+    "legal_escalations": "collections",
+    "collector_scores": "collections",
     # analytics (dbt)
     **{key: "analytics" for key in ANALYTICS_MODELS},
 }
@@ -124,6 +149,9 @@ EXPECTED_SENSORS: set[str] = {
     "mpesa_results_sensor",
     "stripe_events_sensor",
     "loans_run_failure_alert",
+    "collections_run_failure_alert",
+    "payment_files_sensor",
+    "collections_guard_sensor",
     # WhatsApp outbox: Twilio status callbacks
     "whatsapp_delivery_status_sensor",
 }
@@ -138,6 +166,7 @@ EXPECTED_RESOURCES = {
     "mpesa",
     "dbt",
     "credit_config",
+    "collections_config",
 }
 
 

@@ -8,6 +8,7 @@ from sqlalchemy.engine import Connection
 
 from lending_pipelines.settings import Settings
 
+from .collections import seed_collections
 from .credit import seed_credit
 from .escrow import seed_escrow
 from .loans import seed_loans
@@ -15,7 +16,7 @@ from .payouts import seed_payouts
 
 Seeder = Callable[[Connection, Settings], None]
 
-SEEDERS: list[Seeder] = [seed_loans, seed_credit, seed_escrow, seed_payouts]
+SEEDERS: list[Seeder] = [seed_loans, seed_credit, seed_escrow, seed_payouts, seed_collections]
 
 
 def seed_all(conn: Connection, settings: Settings) -> list[str]:

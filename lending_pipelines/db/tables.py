@@ -1,6 +1,7 @@
 """Imports every table module so `metadata` describes the whole schema (migration checks)."""
 
 from . import (
+    collections,  # noqa: F401
     common,  # noqa: F401
     credit,  # noqa: F401
     escrow,  # noqa: F401

@@ -7,6 +7,7 @@ with a reason); while it is off, failures show in the Dagster UI but are not pos
 import dagster as dg
 
 from ..assets.analytics import ANALYTICS_JOBS
+from ..assets.collections.jobs import COLLECTIONS_JOBS
 from ..assets.credit.jobs import CREDIT_JOBS
 from ..assets.escrow.jobs import ESCROW_JOBS
 from ..assets.loans.jobs import LOANS_JOBS
@@ -61,6 +62,9 @@ escrow_run_failure_alert = workflow_failure_sensor(
 credit_run_failure_alert = workflow_failure_sensor(
     "credit_run_failure_alert", "Retailer credit", CREDIT_JOBS
 )
+collections_run_failure_alert = workflow_failure_sensor(
+    "collections_run_failure_alert", "Collections workflow", COLLECTIONS_JOBS
+)
 
 analytics_run_failure_alert = workflow_failure_sensor(
     "analytics_run_failure_alert", "Analytics refresh", ANALYTICS_JOBS
@@ -71,5 +75,6 @@ RUN_FAILURE_SENSORS = [
     payouts_run_failure_alert,
     escrow_run_failure_alert,
     credit_run_failure_alert,
+    collections_run_failure_alert,
     analytics_run_failure_alert,
 ]

@@ -197,6 +197,8 @@ def test_marts_read_only_the_staging_views():
 
 def test_tables_no_asset_writes_are_described_external_assets():
     assert {spec.key for spec in PLATFORM_TABLES} == {
+        key("lending", "collection_loans"),
+        key("lending", "installments"),
         key("lending", "creators"),
         key("lending", "escrows"),
         key("lending", "partners"),

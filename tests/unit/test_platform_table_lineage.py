@@ -13,6 +13,7 @@ READS = {
     "escrow_releases": "escrows",
     "credit_guardrails": "credit_transactions",
     "credit_risk_dashboard": "retailers",
+    "loan_dpd": "collection_loans",
 }
 
 
@@ -35,5 +36,5 @@ def test_each_platform_table_is_one_node_shared_by_analytics_and_the_workflows()
     assert set(PLATFORM_TABLE_KEYS.values()) <= declared
     keys = [key for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[-1] in
             {"partners", "creators", "escrows", "retailers", "credit_accounts", "orders",
-             "credit_transactions"}]  # fmt: skip
+             "credit_transactions", "collection_loans", "installments"}]  # fmt: skip
     assert sorted(keys) == sorted(PLATFORM_TABLE_KEYS.values())

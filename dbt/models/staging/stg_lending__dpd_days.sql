@@ -1,0 +1,4 @@
+select
+    business_date,
+    loans
+from {{ source('lending', 'dpd_days') }}
