@@ -76,9 +76,7 @@ def credit_risk_dashboard(
                 buckets, ["bucket", "currency", "retailers", "debits", "amount"]
             ),
             "at_risk": table_metadata(ranked, ["retailer_id", "amount", "oldest_bucket"]),
-            "per_retailer": table_metadata(
-                per_retailer, ["retailer_id", "bucket", "debits", "amount", "currency"]
-            ),
+            "per_retailer": table_metadata(per_retailer, ["retailer_id", "bucket", "amount"]),
         },
         check_results=[check],
     )

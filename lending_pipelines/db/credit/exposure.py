@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ...domain.credit_aging import CURRENT, bucket_labels, check_bounds
+from ...domain.credit_aging import bucket_labels, check_bounds
 
 UNPAID_CHARGE = (
     "t.status IN ('OPEN', 'PARTIAL') AND t.amount > 0 AND t.type IN ('DEBIT', 'ADJUSTMENT')"
@@ -31,31 +32,43 @@ exposure AS (
 )"""
 
 
+def bucket_index_sql(bounds: Sequence[int], days_expr: str) -> str:
+    """The bucket's position in `bucket_labels(bounds)` for `days_expr` days past due:
+    width_bucket over the lower bounds 1, b1 + 1, b2 + 1, ... (0 = current)."""
+    lowers = [1, *(upper + 1 for upper in check_bounds(bounds))]
+    return f"width_bucket({days_expr}, ARRAY[{', '.join(map(str, lowers))}])"
+
+
 def bucket_case_sql(bounds: Sequence[int], days_expr: str) -> str:
-    """A CASE giving the bucket label of `days_expr` days past due."""
-    values = check_bounds(bounds)
-    labels = bucket_labels(values)
-    whens = [f"WHEN {days_expr} <= 0 THEN '{CURRENT}'"]
-    whens += [
-        f"WHEN {days_expr} <= {upper} THEN '{labels[i + 1]}'" for i, upper in enumerate(values)
-    ]
-    return f"CASE {' '.join(whens)} ELSE '{labels[-1]}' END"
+    """The bucket label of `days_expr` days past due, in SQL."""
+    labels = ", ".join(f"'{label}'" for label in bucket_labels(bounds))
+    return f"(ARRAY[{labels}])[{bucket_index_sql(bounds, days_expr)} + 1]"
 
 
-def aging_rows(conn: Connection, *, business_date: date, bounds: Sequence[int]) -> list[sa.Row]:
-    """Outstanding by retailer and bucket, unordered rows with the attributes retailer_id,
-    bucket, debits, amount, currency (one scan of the unpaid-charge index)."""
-    case = bucket_case_sql(bounds, "(CAST(:day AS date) - t.due_date)")
+class AgingRow(NamedTuple):
+    retailer_id: str
+    bucket: str
+    amount: int  # minor units of the retailer's credit currency
+
+
+def aging_rows(conn: Connection, *, business_date: date, bounds: Sequence[int]) -> list[AgingRow]:
+    """Outstanding by retailer and bucket, unordered: one scan of the unpaid-charge index,
+    three narrow columns (160,000 rows for 100,000 retailers), the bucket as its position,
+    named here. Debit counts and currencies per bucket: `outstanding_by_bucket`."""
+    labels = bucket_labels(bounds)
+    index = bucket_index_sql(bounds, "(CAST(:day AS date) - t.due_date)")
     query = sa.text(
         f"""
-        SELECT t.retailer_id, {case} AS bucket, count(*) AS debits,
-               sum(t.amount - t.cleared_amount)::bigint AS amount, t.currency
+        SELECT t.retailer_id, {index} AS bucket, sum(t.amount - t.cleared_amount)::bigint
         FROM lending.credit_transactions t
         WHERE {UNPAID_CHARGE}
-        GROUP BY t.retailer_id, bucket, t.currency
+        GROUP BY t.retailer_id, bucket
         """
     )
-    return conn.execute(query, {"day": business_date}).all()
+    return [
+        AgingRow(retailer_id, labels[bucket], amount)
+        for retailer_id, bucket, amount in conn.execute(query, {"day": business_date})
+    ]
 
 
 def outstanding_by_bucket(

@@ -4,8 +4,10 @@ the message come from domain/credit_insights.py; stored one row per retailer and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -28,7 +30,7 @@ def period_of(business_date: date, period_days: int) -> tuple[date, date]:
     return business_date - timedelta(days=period_days - 1), business_date
 
 
-def insight_row(totals: dict, period_days: int) -> dict:
+def insight_row(totals: Mapping[str, Any], period_days: int) -> dict:
     figures: Insights = insights_from_totals(
         orders=totals["orders"],
         spend=totals["spend"],
