@@ -9,7 +9,8 @@
 3. The same with a per-loan loop, on a sample of 20,000 loans, scaled up x50 to 1,000,000: per
    loan its installments are read, `domain/collections.dpd_as_of` applied and the loan updated,
    which is what a per-loan cron does. The sample's results must equal the set-based ones.
-4. A 100,000-row payment file (UTF-8 CSV) validated and posted by the payment-file engine.
+4. A 100,000-row payment file (UTF-8 CSV) validated and posted by the payment-file engine:
+   one payment per loan, mostly one instalment, some half or two (allocated oldest first).
 
 Runs in a scratch database on the embedded (or configured) server.
 
@@ -81,14 +82,16 @@ def per_loan_loop(conn: sa.Connection, loan_ids: list[int], day: date) -> dict[i
 
 def payment_file(conn: sa.Connection, rows: int, day: date, rng: random.Random) -> str:
     loans = conn.execute(
-        sa.text("SELECT id FROM lending.collection_loans WHERE status = 'ACTIVE' "
-                "ORDER BY random() LIMIT :n"), {"n": rows}
-    ).scalars().all()  # fmt: skip
+        sa.text("SELECT id, principal_minor / 12 FROM lending.collection_loans "
+                "WHERE status = 'ACTIVE' ORDER BY random() LIMIT :n"), {"n": rows}
+    ).all()  # fmt: skip
     lines = ["utr,loan_id,amount,paid_on"]
     for n in range(rows):
-        amount = rng.randint(100, 5_000_000)
+        loan_id, emi = loans[n % len(loans)]
+        # what borrowers pay: mostly one instalment, sometimes half or two
+        amount = emi * rng.choice([2, 2, 2, 1, 4]) // 2
         rupees = f"{amount // 100}.{amount % 100:02d}"
-        lines.append(f'{700000000000 + n},{loans[n % len(loans)]},"{rupees}",{day.isoformat()}')
+        lines.append(f'{700000000000 + n},{loan_id},"{rupees}",{day.isoformat()}')
     return "\n".join(lines) + "\n"
 
 
