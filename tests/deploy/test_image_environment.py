@@ -136,7 +136,7 @@ def _run(app: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProc
 def test_the_image_environment_has_no_dev_tooling_and_a_fresh_dbt_manifest(image_env):
     app, env = image_env
     python = str(app / ".venv" / "bin" / "python")
-    for module in ("lending_dev", "pytest", "respx", "ruff", "hypothesis"):
+    for module in ("lending_dev", "pgserver", "pytest", "respx", "ruff", "hypothesis"):
         result = _run(app, env, python, "-c", f"import {module}")
         assert "ModuleNotFoundError" in result.stderr, module
     result = _run(app, env, python, "-c", "import dagster_k8s, lending_pipelines.cli")

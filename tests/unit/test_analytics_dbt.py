@@ -223,3 +223,12 @@ def test_schema_tests_are_asset_checks_on_the_marts():
         key("analytics", "creator_payout_history"),
         "accepted_values_creator_payout_history_status__pending__processing__paid__failed",
     ) in checks
+
+
+def test_a_singular_test_is_a_check_on_the_model_its_meta_names():
+    checks = {(check.asset_key, check.name) for check in analytics_dbt_models.check_specs}
+
+    assert (
+        key("analytics", "credit_outstanding_by_bucket"),
+        "credit_buckets_reconcile_with_outstanding",
+    ) in checks

@@ -90,11 +90,22 @@ def model_spec(manifest: Mapping[str, Any], node: Node) -> dg.AssetSpec:
     )
 
 
+def _tested_model(manifest: Mapping[str, Any], test: Node) -> str | None:
+    """The model a test checks: a schema test's attached node, or the model a singular test
+    names in `meta.dagster.ref` (dagster-dbt's convention for tests over several models)."""
+    if test.get("attached_node"):
+        return test["attached_node"]
+    meta = test.get("config", {}).get("meta") or test.get("meta") or {}
+    name = (meta.get("dagster", {}).get("ref") or {}).get("name")
+    found = [n["unique_id"] for n in models(manifest) if n["name"] == name]
+    return found[0] if found else None
+
+
 def check_specs(manifest: Mapping[str, Any]) -> list[dg.AssetCheckSpec]:
-    """One check per test attached to a model, named as dbt names the test."""
+    """One check per test of a model, named as dbt names the test."""
     specs = []
     for node in sorted(manifest["nodes"].values(), key=lambda n: n["unique_id"]):
-        attached = node.get("attached_node") if node["resource_type"] == "test" else None
+        attached = _tested_model(manifest, node) if node["resource_type"] == "test" else None
         if not attached or attached not in manifest["nodes"]:
             continue
         others = [n for n in node["depends_on"]["nodes"] if n != attached]
