@@ -39,7 +39,7 @@ lint: install
 
 bench: export LENDING_DEV_MODE = true
 bench: install
-	@for script in bench/*.py; do echo "== $$script"; $(UV) run --frozen python $$script || exit 1; done
+	@for script in bench/*.py; do name=$$(basename $$script .py); echo "== bench.$$name"; $(UV) run --frozen python -m bench.$$name || exit 1; done
 
 clean-local:
 	rm -rf .lending

@@ -6,7 +6,7 @@ in one statement (`db/escrow.py::compute_deductions`); the loop fetches each ret
 applies `domain/deduction.py::compute_deduction`, which is what a per-retailer script does.
 Results must be identical. Runs in a scratch database on the embedded (or configured) server.
 
-    uv run python bench/auto_deduct.py [--retailers N]
+    uv run python -m bench.auto_deduct [--retailers N]
 
 The last line is `auto_deduct_ratio_vs_loop: N` (loop time / set-based time, the median of
 five set-based runs; target >= 20, set-based <= 2 s).

@@ -14,7 +14,7 @@
 
 Runs in a scratch database on the embedded (or configured) server.
 
-    uv run python bench/collections.py [--loans N] [--sample N] [--file-rows N]
+    uv run python -m bench.collections [--loans N] [--sample N] [--file-rows N]
 
 The last line is `dpd_seconds_1m: N` (targets: <= 10 s, >= 50x the loop; file <= 10 s).
 """

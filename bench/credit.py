@@ -8,7 +8,7 @@ jobs run (`db/credit/guardrails.py` + `domain/credit_guardrails.py`, `db/credit/
 `db/credit/insights.py` + `domain/credit_insights.py`); each loop fetches one retailer's rows at
 a time and applies the domain functions, as a per-retailer script would.
 
-    uv run python bench/credit.py [--retailers N] [--orders N] [--transactions N]
+    uv run python -m bench.credit [--retailers N] [--orders N] [--transactions N]
 
 Set-based times are the median of three runs (like bench/auto_deduct.py), after VACUUM ANALYZE
 of the loaded book. Targets: insights <= 10 s, guardrails <= 3 s, every ratio >= 20. The last

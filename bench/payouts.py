@@ -12,7 +12,7 @@ vs a per-creator loop; (b) 2,000 transfers against the sandbox limited to 25 req
     limit set to the account's limit (`--rate`, i.e. LENDING_STRIPE_REQUESTS_PER_SECOND).
     Printed: achieved transfers/s as a fraction of the limit, 429s met, duplicates at Stripe.
 
-    uv run python bench/payouts.py [--creators 100000] [--entries 2000000] [--transfers 2000]
+    uv run python -m bench.payouts [--creators 100000] [--entries 2000000] [--transfers 2000]
 
 Last line: `eligibility_ratio_vs_loop: N` (targets: set-based <= 3 s, ratio >= 20; transfers
 >= 0.8 of the limit with 0 duplicates).

@@ -13,7 +13,7 @@ statement for all its loans plus closing its attempt):
 The sandbox runs in its own process (as a partner's server would), the database is a scratch
 database on the embedded (or configured) server.
 
-    uv run python bench/polling.py [--partners 50] [--loans 1000] [--latency-ms 100]
+    uv run python -m bench.polling [--partners 50] [--loans 1000] [--latency-ms 100]
 
 Last line: `ratio_vs_sequential: N` (target: cycle <= 3 s and ratio >= 10).
 """

@@ -20,7 +20,7 @@ Every job is run `--repeats` times (default 3; re-runs are idempotent: they move
 and the medians are printed. Last line: `polling_run_seconds: N` (median wall time of
 `loan_polling_job`; target <= 15 s on an idle machine, and every job's overhead <= 10 s).
 
-    uv run python bench/runs.py [--repeats 3] [--jobs loan_polling_job,auto_deduct_job]
+    uv run python -m bench.runs [--repeats 3] [--jobs loan_polling_job,auto_deduct_job]
 """
 
 from __future__ import annotations
