@@ -54,6 +54,14 @@ JOBS = [
     "payout_retry_job",
     "escrow_release_job",
     "auto_deduct_job",
+    "retailer_insights_job",
+    "credit_guardrails_job",
+    "payment_reminders_job",
+    "credit_auto_pause_job",
+    "order_follow_ups_job",
+    "pending_order_expiry_job",
+    "collections_daily_job",
+    "collection_reminders_job",
     "analytics_refresh_job",
 ]
 
@@ -130,16 +138,16 @@ def seed(database_url: str) -> None:
 
 
 def partition_keys() -> dict[str, str]:
-    """The partition the schedule would launch today (escrow) / the seeded payout date."""
-    from lending_pipelines.assets.escrow.partitions import ESCROW_DAYS
-    from lending_pipelines.assets.payouts.partitions import payout_partitions
+    """The partition each partitioned job's schedule would launch now: the latest business day
+    of its partitions (escrow, credit, collections), the seeded payout date for payouts."""
+    from lending_pipelines.definitions import defs
 
-    today = ESCROW_DAYS.get_last_partition_key()
-    return {
-        "creator_payouts_job": payout_partitions.get_last_partition_key(),
-        "escrow_release_job": today,
-        "auto_deduct_job": today,
-    }
+    keys = {}
+    for name in JOBS:
+        partitions = defs.resolve_job_def(name).partitions_def
+        if partitions is not None:
+            keys[name] = partitions.get_last_partition_key()
+    return keys
 
 
 def submit(instance, workspace, job_name: str, partition: str | None) -> str:
