@@ -69,23 +69,28 @@ def _run(context: dg.OpExecutionContext, database: DatabaseResource, operation) 
     return outcome
 
 
-@dg.op(tags=WORKFLOW_TAG)
-def pause_credit(
-    context: dg.OpExecutionContext, config: RetailerConfig, database: DatabaseResource
-):
-    """ACTIVE → PAUSED: CREDIT orders are refused, COD still allowed."""
-    operator = config.operator(context)
+def _set_status(
+    context: dg.OpExecutionContext, config: RetailerConfig, database: DatabaseResource, status: str
+) -> None:
     _run(
         context,
         database,
         partial(
             manual.set_credit_status,
             retailer_id=config.retailer_id,
-            status="PAUSED",
-            operator=operator,
+            status=status,
+            operator=config.operator(context),
             dry_run=config.dry_run,
         ),
     )
+
+
+@dg.op(tags=WORKFLOW_TAG)
+def pause_credit(
+    context: dg.OpExecutionContext, config: RetailerConfig, database: DatabaseResource
+):
+    """ACTIVE → PAUSED: CREDIT orders are refused, COD still allowed."""
+    _set_status(context, config, database, "PAUSED")
 
 
 @dg.op(tags=WORKFLOW_TAG)
@@ -93,18 +98,7 @@ def unpause_credit(
     context: dg.OpExecutionContext, config: RetailerConfig, database: DatabaseResource
 ):
     """PAUSED → ACTIVE (the next guardrails run pauses again if a guardrail is still broken)."""
-    operator = config.operator(context)
-    _run(
-        context,
-        database,
-        partial(
-            manual.set_credit_status,
-            retailer_id=config.retailer_id,
-            status="ACTIVE",
-            operator=operator,
-            dry_run=config.dry_run,
-        ),
-    )
+    _set_status(context, config, database, "ACTIVE")
 
 
 @dg.op(tags=WORKFLOW_TAG)
