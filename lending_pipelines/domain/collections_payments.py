@@ -69,7 +69,7 @@ PAISE = Decimal(100)
 
 
 class AmountError(ValueError):
-    pass
+    """An amount that is not a number of rupees and paise (named in the message)."""
 
 
 def normalise_utr(value: str) -> str:
@@ -120,16 +120,17 @@ _INDIAN_DATE = re.compile(r"(\d{2})[/-](\d{2})[/-](\d{4})")
 def parse_paid_on(text: str) -> date:
     """YYYY-MM-DD, or DD/MM/YYYY and DD-MM-YYYY as Indian bank statements write it."""
     value = text.strip()
+    refused = ValueError(f"paid_on {text!r} is not a date like 2026-11-30 or 30/11/2026")
+    if match := _ISO_DATE.fullmatch(value):
+        year, month, day = match.groups()
+    elif match := _INDIAN_DATE.fullmatch(value):
+        day, month, year = match.groups()
+    else:
+        raise refused
     try:
-        if match := _ISO_DATE.fullmatch(value):
-            year, month, day = match.groups()
-            return date(int(year), int(month), int(day))
-        if match := _INDIAN_DATE.fullmatch(value):
-            day, month, year = match.groups()
-            return date(int(year), int(month), int(day))
-    except ValueError:
-        pass
-    raise ValueError(f"paid_on {text!r} is not a date like 2026-11-30 or 30/11/2026")
+        return date(int(year), int(month), int(day))
+    except ValueError:  # the right shape but no such day (2026-02-30)
+        raise refused from None
 
 
 @dataclass(frozen=True)

@@ -89,14 +89,12 @@ class LoanListing:
 
 def _ymd(value: Any) -> date:
     """Fineract's LocalDate: `[yyyy, m, d]`, three plain integers that make a day."""
-    if type(value) is list and len(value) == 3:
-        year, month, day = value
-        if type(year) is int and type(month) is int and type(day) is int:
-            try:
-                return date(year, month, day)
-            except ValueError:
-                pass
-    raise refuse("a date as [yyyy, m, d]")
+    if type(value) is not list or len(value) != 3 or any(type(part) is not int for part in value):
+        raise refuse("a date as [yyyy, m, d]")
+    try:
+        return date(*value)
+    except ValueError:  # three integers that make no day ([2026, 2, 30])
+        raise refuse("a date as [yyyy, m, d]") from None
 
 
 Ymd = Annotated[date, pydantic.PlainValidator(_ymd), Expect("a date as [yyyy, m, d]")]
