@@ -19,6 +19,7 @@ import logging
 import os
 import stat
 import tempfile
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -36,10 +37,18 @@ MAX_CONNECTIONS = 300
 # Room for "/lending-pg-<12 hex>/.s.PGSQL.5432" under the base within the 107-byte limit.
 _SOCKET_BASE_MAX_LENGTH = 70
 _pruned_at_exit: set[Path] = set()
+# pgserver's inter-process lock (fasteners) is not safe between threads of one process, and the
+# code server evaluates sensors in threads: their first uses of the server come at once.
+_start_lock = threading.RLock()
 
 
 def embedded_server(settings: Settings):
     """Start or reuse the embedded PostgreSQL server under LENDING_HOME/pg (dev mode only)."""
+    with _start_lock:
+        return _embedded_server(settings)
+
+
+def _embedded_server(settings: Settings):
     if not settings.dev_mode:
         raise SettingsError(
             "LENDING_DATABASE_URL is not set: outside dev mode (LENDING_DEV_MODE, set by "

@@ -96,6 +96,31 @@ def test_a_holder_killed_by_sigkill_does_not_keep_the_embedded_server_running_fo
     assert not (tmp_path / "pg" / "postmaster.pid").exists()
 
 
+CONCURRENT_FIRST_USE = """
+from concurrent.futures import ThreadPoolExecutor
+from lending_pipelines.db.server import embedded_server
+from lending_pipelines.settings import get_settings
+with ThreadPoolExecutor(8) as pool:
+    servers = list(pool.map(lambda _: embedded_server(get_settings()), range(16)))
+print(len({id(server) for server in servers}), flush=True)
+"""
+
+
+def test_threads_of_one_process_starting_the_embedded_server_at_once_do_not_collide(tmp_path):
+    # The code server evaluates sensors in threads: their first database use comes at once.
+    env = _clean_env(LENDING_HOME=str(tmp_path), LENDING_DEV_MODE="true")
+    done = subprocess.run(
+        [sys.executable, "-c", CONCURRENT_FIRST_USE],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "1", "one server handle per process"
+
+
 def _copy_checkout(destination: Path) -> None:
     ignored = shutil.ignore_patterns(".venv", ".lending", ".git", "__pycache__", "target", "logs")
     shutil.copytree(PROJECT_ROOT, destination, ignore=ignored)
