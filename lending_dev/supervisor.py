@@ -133,10 +133,12 @@ def run_dev(port: int) -> int:
         f"Dagster UI http://127.0.0.1:{port} (Ctrl-C stops everything)"
     )
     stopping = False
+    interrupted = False
 
     def stop(signum, frame) -> None:
-        nonlocal stopping
+        nonlocal stopping, interrupted
         stopping = True
+        interrupted = interrupted or signum == signal.SIGINT
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
@@ -148,18 +150,31 @@ def run_dev(port: int) -> int:
                 exit_code = child.returncode or 1
                 stopping = True
         time.sleep(0.5)
-    _stop_children(children.values())
+    # Ctrl-C reaches the whole process group: the children are stopping already, and a second
+    # SIGINT would interrupt their exit (the embedded server's holder bookkeeping included).
+    _stop_children(children.values(), signalled_already=interrupted)
     return exit_code
 
 
-def _stop_children(children, grace_seconds: float = 15.0) -> None:
+def _stop_children(children, grace_seconds: float = 15.0, signalled_already=False) -> None:
+    children = list(children)
+    if signalled_already:
+        _wait_for(children, grace_seconds)
     for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + grace_seconds
+    for child in _wait_for(children, grace_seconds):
+        child.kill()
+        child.wait()
+
+
+def _wait_for(children, seconds: float) -> list:
+    """Wait up to `seconds` for every child to exit; the ones still running."""
+    deadline = time.monotonic() + seconds
+    running = []
     for child in children:
         try:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+            running.append(child)
+    return running

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import json
 import logging
 import os
 import stat
@@ -56,10 +57,8 @@ def _embedded_server(settings: Settings):
             "operational database's URL"
         )
     import pgserver  # imported lazily: not needed when an external server is configured
-    from pgserver import postgres_server
 
-    # pgserver looks this function up in its module when it starts a server.
-    postgres_server.find_suitable_socket_dir = socket_dir_for
+    patch_pgserver()
     settings.home.mkdir(parents=True, exist_ok=True)
     pgdata = settings.pg_data_dir.resolve()
     pgdata.mkdir(exist_ok=True)
@@ -72,6 +71,23 @@ def _embedded_server(settings: Settings):
         _pruned_at_exit.add(pgdata)
     _ensure_max_connections(server)
     return server
+
+
+def patch_pgserver() -> None:
+    """pgserver looks these up in its modules when it starts and stops a server."""
+    from pgserver import postgres_server
+
+    postgres_server.find_suitable_socket_dir = socket_dir_for
+    postgres_server.DiskList.put = _put_holders_atomically
+
+
+def _put_holders_atomically(holders, values: list[int]) -> None:
+    """pgserver's holder list, written whole or not at all: its own write truncates the file
+    first, so a Ctrl-C arriving during a holder's exit left it empty and nobody could stop the
+    server (every later reader failed to parse it)."""
+    temporary = holders.path.with_name(f"{holders.path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(values))
+    os.replace(temporary, holders.path)
 
 
 def _holder_alive(pid: int) -> bool:
