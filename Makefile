@@ -22,8 +22,7 @@ dev: install
 test: export LENDING_DEV_MODE = true
 test: install
 	$(UV) run --frozen ruff check lending_pipelines lending_dev tests bench
-	$(UV) run --frozen dg check defs
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest  # includes `dg check defs` (tests/test_definitions.py)
 
 # After an intended change to assets, jobs, schedules or sensors: rewrite the reviewed snapshot.
 snapshot: export LENDING_DEV_MODE = true

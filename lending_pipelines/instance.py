@@ -72,6 +72,13 @@ def serial_tags(job_name: str, max_runtime_seconds: int | None = None) -> dict[s
 def instance_config(storage_url_env: str = "LENDING_DAGSTER_STORAGE_URL") -> dict:
     return {
         "storage": {"postgres": {"postgres_url": {"env": storage_url_env}}},
+        # Queued runs are looked at every second (Dagster's default is 5 s): a run launched in
+        # the UI starts without a pause; the limits stay in `concurrency` below.
+        "run_coordinator": {
+            "module": "dagster._core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": {"dequeue_interval_seconds": 1},
+        },
         "concurrency": {
             "pools": {"default_limit": DEFAULT_POOL_LIMIT},
             "runs": {

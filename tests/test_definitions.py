@@ -1,8 +1,14 @@
 """Everything automated, in one place: a change to a schedule, job or asset group shows here."""
 
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 from dagster import Definitions
 
 from lending_pipelines.definitions import defs
+from lending_pipelines.settings import PROJECT_ROOT
 
 # analytics (dbt): every model in dbt/models, keyed analytics/<model>
 ANALYTICS_MODELS: set[str] = {
@@ -172,6 +178,22 @@ EXPECTED_RESOURCES = {
 
 def _repo(d: Definitions):
     return d.get_repository_def()
+
+
+@pytest.mark.slow(seconds=10)
+def test_dg_check_defs_accepts_the_code_location_as_the_tooling_loads_it():
+    # `dg check defs` reads the project's [tool.dg] and loads the code location in its own
+    # process: run here, it overlaps the rest of the suite instead of preceding it.
+    dg = Path(sys.executable).parent / "dg"
+    result = subprocess.run(
+        [str(dg), "check", "defs"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "All definitions loaded successfully" in result.stdout + result.stderr
 
 
 def test_definitions_load_and_resolve():

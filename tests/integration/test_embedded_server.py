@@ -141,6 +141,7 @@ def test_a_checkout_in_a_long_path_with_a_space_runs_against_the_embedded_server
             "tests/integration/test_instance.py",
             "tests/integration/test_database.py",
             "-q",
+            "-n0",  # one process: the outer suite's workers already use the cores
             "-p",
             "no:cacheprovider",
             f"--basetemp={tmp_path / 'inner'}",  # pytest prunes the shared temp root

@@ -34,6 +34,7 @@ def test_dev_instance_uses_postgres_storage_and_one_run_per_serial_job(
             assert {"key": SERIAL_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in [
                 dict(limit) for limit in limits
             ]
+            assert instance.run_coordinator.dequeue_interval_seconds == 1
     finally:
         drop_database(storage)
 
