@@ -18,6 +18,7 @@ build` (any dbt arguments; default `build`); `... analytics_dbt prepare` only pa
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import shutil
@@ -146,6 +147,14 @@ def _path_with_dbt() -> dict[str, str]:
 def dbt_vars(settings: Settings) -> dict[str, str]:
     """dbt `--vars` taken from settings (so a timezone is configuration, not a code change)."""
     return {"loans_timezone": settings.loans_timezone, "credit_timezone": settings.credit_timezone}
+
+
+def parse_key(env: Mapping[str, str], vars_json: str) -> str:
+    """A digest of what dbt compares before reusing a parse: the profile's connection values
+    (the password aside: dbt leaves it out too) and the vars."""
+    shown = {name: value for name, value in env.items() if name != PASSWORD_ENV}
+    text = json.dumps({"env": shown, "vars": vars_json}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @contextmanager

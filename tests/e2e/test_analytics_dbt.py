@@ -489,3 +489,23 @@ def test_the_daily_analytics_refresh_runs_the_privacy_check():
         )
         in job.asset_layer.asset_graph.asset_check_keys
     )
+
+
+@pytest.mark.slow(seconds=15)
+def test_a_second_dbt_run_on_the_same_database_reuses_the_first_ones_parse(seeded, analytics_role):
+    role_url, password = analytics_role
+    staging = dg.AssetSelection.assets(dg.AssetKey(["analytics", "stg_lending__partners"]))
+    kept = Path(DBT_PROJECT_DIR, "target", "partial_parse")
+
+    first = materialize(role_url, selection=staging)
+    second = materialize(role_url, selection=staging)
+
+    assert first.success and second.success
+    logs = {
+        run.run_id: next(Path(DBT_PROJECT_DIR, "target").glob(f"*-{run.run_id[:7]}-*/dbt.log"))
+        for run in (first, second)
+    }
+    second_log = logs[second.run_id].read_text()
+    assert "Unable to do partial parsing" not in second_log
+    assert "Partial parsing enabled" in second_log
+    assert all(password.encode() not in path.read_bytes() for path in kept.glob("*.msgpack"))

@@ -10,7 +10,7 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
-from ...analytics_dbt import DBT_PROJECT_DIR, dbt_env, dbt_environ, dbt_vars
+from ...analytics_dbt import DBT_PROJECT_DIR, dbt_env, dbt_environ, dbt_vars, parse_key
 from ...resources.database import DatabaseResource
 from ...resources.dbt import DbtResource
 from ...settings import get_settings
@@ -90,19 +90,30 @@ def analytics_dbt_models(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """`dbt build` of the selected models and their tests, in the operational database."""
     engine = database.get_engine()
-    args = ["build", "--vars", json.dumps(dbt_vars(get_settings())), *_select_args(context)]
+    vars_json = json.dumps(dbt_vars(get_settings()))
+    args = ["build", "--vars", vars_json, *_select_args(context)]
     # one target directory per invocation, named after the run (dbt.log is found by run id)
     target = (
         DBT_PROJECT_DIR / "target" / f"{OP_NAME}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
     )
     started = time.monotonic()
     # dbt starts inside `cli`: the connection variables exist only for that call.
-    with dbt_environ(dbt_env(engine.url)):
+    env = dbt_env(engine.url)
+    key = parse_key(env, vars_json)
+    with dbt_environ(env):
         invocation = dbt.cli(
-            args, manifest=MANIFEST, translator=dbt_manifest.translator(), target_path=target
+            args,
+            manifest=MANIFEST,
+            translator=dbt_manifest.translator(),
+            target_path=target,
+            parse_key=key,
         )
-    for event in invocation.stream():
-        result = _as_result(context, engine, event)
-        if result is not None:
-            yield result
+    try:
+        for event in invocation.stream():
+            result = _as_result(context, engine, event)
+            if result is not None:
+                yield result
+    finally:
+        dbt.keep_parse(target, key)
+        dbt.prune(OP_NAME)
     context.log.info(f"dbt {' '.join(args[:1] + args[3:])} took {time.monotonic() - started:.1f} s")
