@@ -13,22 +13,25 @@ import os
 # The tests are a dev-mode user: the embedded PostgreSQL may start (set before any settings load).
 os.environ["LENDING_DEV_MODE"] = "true"
 
+import hashlib
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from lending_dev.sandbox.app import build_app
 from lending_dev.sandbox.server import BackgroundServer
 from lending_pipelines.db import migrate
 from lending_pipelines.db.meta import SCHEMA
-from lending_pipelines.db.server import drop_database, ensure_database, server_url
+from lending_pipelines.db.server import create_admin_engine, drop_database, server_url
 from lending_pipelines.resources.database import DatabaseResource
-from lending_pipelines.settings import Settings
+from lending_pipelines.settings import PROJECT_ROOT, Settings
 
 
 @pytest.fixture(scope="session")
@@ -36,17 +39,73 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
+MIGRATIONS_DIR = Path(migrate.__file__).parent / "migrations"
+TEMPLATE_LOCK = 727099  # held while a template database is checked, built or copied
+TEMPLATE_PREFIX = "lending_template_"
+
+
+def _template_name() -> str:
+    """Named after the migrations' content: a changed migration builds a new template."""
+    digest = hashlib.sha256()
+    for path in sorted(MIGRATIONS_DIR.rglob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return f"{TEMPLATE_PREFIX}{digest.hexdigest()[:12]}"
+
+
+def create_migrated_database(url: URL) -> None:
+    """`url`'s database as a copy of a template migrated once: xdist workers and later sessions
+    copy it (a file copy on the server) instead of each running every migration."""
+    template = _template_name()
+    admin = create_admin_engine(url)
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": TEMPLATE_LOCK})
+            try:
+                known = set(
+                    conn.execute(
+                        sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                        {"p": f"{TEMPLATE_PREFIX}%"},
+                    ).scalars()
+                )
+                if template not in known:
+                    for stale in known:  # other migrations' templates, or a build cut short
+                        conn.execute(sa.text(f'DROP DATABASE "{stale}" WITH (FORCE)'))
+                    building = f"{template}_building"
+                    conn.execute(sa.text(f'CREATE DATABASE "{building}"'))
+                    migrate.upgrade(url.set(database=building).render_as_string(False))
+                    conn.execute(sa.text(f'ALTER DATABASE "{building}" RENAME TO "{template}"'))
+                conn.execute(sa.text(f'CREATE DATABASE "{url.database}" TEMPLATE "{template}"'))
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": TEMPLATE_LOCK})
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def db_url(settings: Settings) -> Iterator[str]:
     url = server_url(settings).set(database=f"lending_test_{uuid.uuid4().hex[:10]}")
-    ensure_database(url)
+    create_migrated_database(url)
     rendered = url.render_as_string(hide_password=False)
-    migrate.upgrade(rendered)
     yield rendered
     from lending_pipelines.db.engine import dispose_engines
 
     dispose_engines()
     drop_database(make_url(rendered))
+
+
+@pytest.fixture
+def server_tmp_path() -> Iterator[Path]:
+    """A scratch directory for a test that starts its own embedded PostgreSQL.
+
+    Not under pytest's temp root: that root is private (0700), and any other pytest session on
+    the machine closes it again when it starts, while the server (run as the `pgserver` user
+    when the tests run as root) must reach its data directory through it."""
+    base = PROJECT_ROOT / ".lending" / "test-servers"
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / uuid.uuid4().hex[:8]
+    path.mkdir(mode=0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -149,8 +149,8 @@ class DevSystem:
 
 
 @pytest.mark.slow(seconds=120)
-def test_make_dev_recovers_from_a_crash_mid_run_and_stops_everything_on_ctrl_c(tmp_path):
-    dev = DevSystem(tmp_path)
+def test_make_dev_recovers_from_a_crash_mid_run_and_stops_everything_on_ctrl_c(server_tmp_path):
+    dev = DevSystem(server_tmp_path)
     try:
         # First start: store a marker in Dagster's storage, then crash in the middle of a run.
         dev.start()

@@ -111,14 +111,14 @@ def test_a_flag_stored_in_the_table_overrides_the_environment_and_is_audited(db)
         flag_enabled(conn, "NOPE", env_on)
 
 
-def test_lending_database_url_points_everything_at_another_server(tmp_path):
+def test_lending_database_url_points_everything_at_another_server(server_tmp_path):
     """A second pgserver stands in for an external PostgreSQL; nothing embedded is started."""
     import pgserver
 
-    other = pgserver.get_server(tmp_path / "other-pg", cleanup_mode="stop")
+    other = pgserver.get_server(server_tmp_path / "other-pg", cleanup_mode="stop")
     url = make_url(other.get_uri(database="postgres")).set(drivername="postgresql+psycopg")
     rendered = url.render_as_string(hide_password=False)
-    home = tmp_path / "home"
+    home = server_tmp_path / "home"
     env = {**os.environ, "LENDING_DATABASE_URL": rendered, "LENDING_HOME": str(home)}
     for _ in range(2):
         result = subprocess.run(

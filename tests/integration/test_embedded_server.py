@@ -70,7 +70,10 @@ if sys.argv[1] == "hold":
 """
 
 
-def test_a_holder_killed_by_sigkill_does_not_keep_the_embedded_server_running_forever(tmp_path):
+def test_a_holder_killed_by_sigkill_does_not_keep_the_embedded_server_running_forever(
+    server_tmp_path,
+):
+    tmp_path = server_tmp_path
     env = _clean_env(LENDING_HOME=str(tmp_path), LENDING_DEV_MODE="true")
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_SERVER, "hold"],
@@ -106,9 +109,11 @@ print(len({id(server) for server in servers}), flush=True)
 """
 
 
-def test_threads_of_one_process_starting_the_embedded_server_at_once_do_not_collide(tmp_path):
+def test_threads_of_one_process_starting_the_embedded_server_at_once_do_not_collide(
+    server_tmp_path,
+):
     # The code server evaluates sensors in threads: their first database use comes at once.
-    env = _clean_env(LENDING_HOME=str(tmp_path), LENDING_DEV_MODE="true")
+    env = _clean_env(LENDING_HOME=str(server_tmp_path), LENDING_DEV_MODE="true")
     done = subprocess.run(
         [sys.executable, "-c", CONCURRENT_FIRST_USE],
         env=env,
@@ -127,7 +132,10 @@ def _copy_checkout(destination: Path) -> None:
 
 
 @pytest.mark.slow(seconds=60)
-def test_a_checkout_in_a_long_path_with_a_space_runs_against_the_embedded_server(tmp_path):
+def test_a_checkout_in_a_long_path_with_a_space_runs_against_the_embedded_server(
+    server_tmp_path,
+):
+    tmp_path = server_tmp_path
     checkout = tmp_path / "my projects" / ("a-rather-long-directory-name-" * 4) / "lending"
     assert len(str(checkout / ".lending" / "pg" / ".s.PGSQL.5432")) > 107
     _copy_checkout(checkout)
