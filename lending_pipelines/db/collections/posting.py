@@ -33,26 +33,30 @@ CREATE TEMPORARY TABLE payment_batch (
 CREATE TEMPORARY TABLE payment_plan (
     seq integer NOT NULL,
     installment_id bigint NOT NULL,
+    installment_ctid tid NOT NULL,  -- where the locked row is: the UPDATE goes straight there
     amount_minor bigint NOT NULL
-) ON COMMIT DROP
+) ON COMMIT DROP;
+SET LOCAL work_mem = '64MB'  -- the window sorts of 100,000s of rows stay in memory
 """
 
 COPY_BATCH = "COPY payment_batch (seq, utr, loan_id, amount_minor, paid_on, row_number) FROM STDIN"
 
 # The open installments of the batch's loans are locked (FOR UPDATE) while they are read, so the
-# amounts the plan is computed from are the ones the UPDATE below changes.
+# amounts the plan is computed from are the ones the UPDATE below changes, and their row
+# addresses (ctid) stay valid until the transaction ends. They are read through the loan index
+# in loan order (the schedule of a loan lies together), not by a scan of the whole book.
 PLAN = sa.text(
     """
-    INSERT INTO payment_plan (seq, installment_id, amount_minor)
+    INSERT INTO payment_plan (seq, installment_id, installment_ctid, amount_minor)
     WITH open_installments AS (
-        SELECT i.id, i.loan_id, i.number, i.due_date,
+        SELECT i.id, i.ctid AS row_address, i.loan_id, i.number, i.due_date,
                i.amount_due_minor - i.amount_paid_minor AS open_minor
         FROM lending.installments i
-        WHERE i.loan_id IN (SELECT loan_id FROM payment_batch)
+        WHERE i.loan_id = ANY(ARRAY(SELECT DISTINCT loan_id FROM payment_batch ORDER BY 1))
           AND i.amount_paid_minor < i.amount_due_minor
         FOR UPDATE OF i
     ), installment_spans AS (
-        SELECT id, loan_id, open_minor,
+        SELECT id, row_address, loan_id, open_minor,
                CAST(sum(open_minor) OVER (PARTITION BY loan_id ORDER BY due_date, number, id
                                           ROWS UNBOUNDED PRECEDING) AS bigint) AS through_minor
         FROM open_installments
@@ -62,7 +66,7 @@ PLAN = sa.text(
                                             ROWS UNBOUNDED PRECEDING) AS bigint) AS through_minor
         FROM payment_batch
     )
-    SELECT p.seq, i.id,
+    SELECT p.seq, i.id, i.row_address,
            least(p.through_minor, i.through_minor)
                - greatest(p.through_minor - p.amount_minor, i.through_minor - i.open_minor)
     FROM payment_spans p
@@ -95,6 +99,7 @@ WRITE = sa.text(
         FROM inserted p
         JOIN payment_batch b ON b.utr = p.utr
         JOIN payment_plan plan ON plan.seq = b.seq
+        ORDER BY plan.installment_id  -- the installments' key checks in index order
     )
     SELECT id, utr, loan_id, overpaid_minor FROM inserted WHERE overpaid_minor > 0 ORDER BY id
     """
@@ -106,12 +111,12 @@ UPDATE_PAID = sa.text(
     SET amount_paid_minor = i.amount_paid_minor + s.amount_minor,
         paid_on = greatest(i.paid_on, s.paid_on)
     FROM (
-        SELECT plan.installment_id, sum(plan.amount_minor) AS amount_minor,
+        SELECT plan.installment_id, plan.installment_ctid, sum(plan.amount_minor) AS amount_minor,
                max(b.paid_on) AS paid_on
         FROM payment_plan plan JOIN payment_batch b ON b.seq = plan.seq
-        GROUP BY plan.installment_id
+        GROUP BY plan.installment_id, plan.installment_ctid
     ) s
-    WHERE i.id = s.installment_id
+    WHERE i.ctid = s.installment_ctid AND i.id = s.installment_id
     """
 )
 
@@ -166,10 +171,17 @@ def post_payments(
     overpaid = conn.execute(
         WRITE, {"source": source, "file_id": file_id, "posted_by": posted_by, "run_id": run_id}
     ).all()
-    conn.execute(UPDATE_PAID)
+    allocations, installments = conn.exec_driver_sql(
+        "SELECT count(*), count(DISTINCT installment_id) FROM payment_plan"
+    ).one()
+    updated = conn.execute(UPDATE_PAID).rowcount
+    if updated != installments:  # a row moved although it was locked: roll everything back
+        raise RuntimeError(
+            f"installments updated is {updated}, expected {installments} (the allocated ones)"
+        )
     posted.payments = len(rows)
     posted.amount_minor = sum(row.amount_minor for row in rows)
-    posted.allocations = conn.exec_driver_sql("SELECT count(*) FROM payment_plan").scalar_one()
+    posted.allocations = allocations
     posted.overpaid = [
         {"payment_id": payment_id, "utr": utr, "loan_id": loan_id, "overpaid_minor": amount}
         for payment_id, utr, loan_id, amount in overpaid
