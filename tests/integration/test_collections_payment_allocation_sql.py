@@ -11,7 +11,7 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
-from lending_pipelines.db.collections.payments import lock_posting
+from lending_pipelines.db.collections.payments import known_loans, lock_posting, recorded_utrs
 from lending_pipelines.db.collections.posting import post_payments
 from lending_pipelines.db.collections.tables import (
     collection_loans,
@@ -173,3 +173,62 @@ def test_installments_paid_date_is_the_latest_allocation_and_a_second_batch_sees
         (3, 100_00, START + timedelta(days=4)),
     ]
     assert posted.overpaid_minor == 250_00 - 80_00 - 100_00
+
+
+def test_recorded_utr_lookup_finds_recorded_ones_among_values_that_need_quoting(db):
+    with db.begin() as conn:
+        loan = conn.execute(
+            sa.insert(collection_loans)
+            .values(borrower_name="B", phone="+919800000001", principal_minor=100_00,
+                    opened_on=START)
+            .returning(collection_loans.c.id)
+        ).scalar_one()  # fmt: skip
+        lock_posting(conn)
+        post_payments(
+            conn, [AcceptedRow(1, "SBINN00000000009", loan, 10_00, START)],
+            source="manual", posted_by="t", run_id=None,
+        )  # fmt: skip
+    asked = ["SBINN00000000009", 'A"B', "C\\D", "E,F", "{G}", "NULL", "", " H "]
+    with db.connect() as conn:
+        assert recorded_utrs(conn, asked) == {"SBINN00000000009"}
+        assert known_loans(conn, [loan, loan + 1]) == {loan: "ACTIVE"}
+
+
+def test_posting_updates_installments_on_their_own_page_without_new_index_entries(db):
+    """Full pages (a bulk-loaded book) would give each paid installment a new row version
+    elsewhere and an entry in each of the three indexes; with room on the page (fillfactor,
+    migration 0015) every update of the paid cache is heap-only (HOT)."""
+    rng = random.Random(7)
+    with db.begin() as conn:
+        loan_ids = []
+        for n in range(60):
+            loan_ids.append(
+                conn.execute(
+                    sa.insert(collection_loans)
+                    .values(borrower_name=f"B{n}", phone="+919800000001",
+                            principal_minor=1200_00, opened_on=START)
+                    .returning(collection_loans.c.id)
+                ).scalar_one()
+            )  # fmt: skip
+        conn.execute(
+            sa.insert(installments),
+            [{"loan_id": loan, "number": k, "due_date": START + timedelta(days=30 * k),
+              "amount_due_minor": 100_00} for loan in loan_ids for k in range(1, 13)],
+        )  # fmt: skip
+    paid = rng.sample(loan_ids, 20)
+    rows = [AcceptedRow(n, f"SBINN{n:011d}", loan, 150_00, START) for n, loan in enumerate(paid)]
+    blocks = sa.text(  # the heap page of each installment's current row version
+        "SELECT id, (ctid::text::point)[0] FROM lending.installments WHERE loan_id = ANY(:loans)"
+    )
+    with db.connect() as conn:
+        before = dict(conn.execute(blocks, {"loans": paid}).all())
+    with db.begin() as conn:
+        lock_posting(conn)
+        post_payments(conn, rows, source="file", posted_by="t", run_id=None)
+    with db.connect() as conn:
+        after = dict(conn.execute(blocks, {"loans": paid}).all())
+        changed = conn.execute(
+            sa.select(installments.c.id).where(installments.c.amount_paid_minor > 0)
+        ).scalars().all()  # fmt: skip
+    assert len(changed) == 40  # two installments of each paying loan
+    assert {i: after[i] for i in changed} == {i: before[i] for i in changed}

@@ -25,13 +25,25 @@ def lock_posting(conn: Connection) -> None:
     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": POSTING_LOCK})
 
 
+def _text_array(values: Iterable[str]) -> str:
+    """A PostgreSQL array literal sent as one text parameter: a file's 100,000 values cost one
+    string join instead of one adapted element each (~10x cheaper)."""
+    return (
+        "{"
+        + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+        + "}"
+    )
+
+
 def known_loans(conn: Connection, loan_ids: Iterable[int]) -> dict[int, str]:
     ids = sorted({i for i in loan_ids if 0 < i < 2**63})
     if not ids:
         return {}
     rows = conn.execute(
-        sa.text("SELECT id, status FROM lending.collection_loans WHERE id = ANY(:ids)"),
-        {"ids": ids},
+        sa.text(
+            "SELECT id, status FROM lending.collection_loans WHERE id = ANY(CAST(:ids AS bigint[]))"
+        ),
+        {"ids": "{" + ",".join(map(str, ids)) + "}"},
     )
     return dict(rows.all())
 
@@ -41,7 +53,8 @@ def recorded_utrs(conn: Connection, utrs: Iterable[str]) -> set[str]:
     if not values:
         return set()
     rows = conn.execute(
-        sa.text("SELECT utr FROM lending.payments WHERE utr = ANY(:utrs)"), {"utrs": values}
+        sa.text("SELECT utr FROM lending.payments WHERE utr = ANY(CAST(:utrs AS text[]))"),
+        {"utrs": _text_array(values)},
     ).scalars()
     return set(rows.all())
 
