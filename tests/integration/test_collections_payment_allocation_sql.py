@@ -11,6 +11,7 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
+from lending_pipelines.db.collections import posting
 from lending_pipelines.db.collections.payments import known_loans, lock_posting, recorded_utrs
 from lending_pipelines.db.collections.posting import post_payments
 from lending_pipelines.db.collections.tables import (
@@ -199,6 +200,10 @@ def test_posting_updates_installments_on_their_own_page_without_new_index_entrie
     elsewhere and an entry in each of the three indexes; with room on the page (fillfactor,
     migration 0015) every update of the paid cache is heap-only (HOT)."""
     rng = random.Random(7)
+    # Fresh pages, as a bulk-loaded book has: the per-test reset deletes rows, and the dead rows
+    # of earlier tests would otherwise fill the pages this test writes.
+    with db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM FULL lending.installments")
     with db.begin() as conn:
         loan_ids = []
         for n in range(60):
@@ -232,3 +237,54 @@ def test_posting_updates_installments_on_their_own_page_without_new_index_entrie
         ).scalars().all()  # fmt: skip
     assert len(changed) == 40  # two installments of each paying loan
     assert {i: after[i] for i in changed} == {i: before[i] for i in changed}
+
+
+def test_an_installment_paid_by_someone_else_while_the_plan_was_made_rolls_the_posting_back(
+    db, monkeypatch
+):
+    """The plan reads the open installments without locking them; if one of those it allocates
+    to changes before the write (another writer that skipped the posting lock), the write
+    refuses and nothing of the batch is posted."""
+    with db.begin() as conn:
+        loan = conn.execute(
+            sa.insert(collection_loans)
+            .values(borrower_name="B", phone="+919800000001", principal_minor=200_00,
+                    opened_on=START)
+            .returning(collection_loans.c.id)
+        ).scalar_one()  # fmt: skip
+        conn.execute(
+            sa.insert(installments),
+            [{"loan_id": loan, "number": n, "due_date": START + timedelta(days=30 * n),
+              "amount_due_minor": 100_00} for n in (1, 2)],
+        )  # fmt: skip
+    planned = posting.PLAN
+    real_execute = sa.Connection.execute
+
+    def execute_then_interfere(conn, statement, *args, **kwargs):
+        result = real_execute(conn, statement, *args, **kwargs)
+        if statement is planned:
+            with db.begin() as other:  # a second connection pays installment 1 meanwhile
+                other.execute(
+                    sa.update(installments)
+                    .where(installments.c.loan_id == loan, installments.c.number == 1)
+                    .values(amount_paid_minor=100_00, paid_on=START)
+                )
+        return result
+
+    monkeypatch.setattr(sa.Connection, "execute", execute_then_interfere)
+    rows = [AcceptedRow(1, "SBINN00000000001", loan, 150_00, START + timedelta(days=3))]
+    with pytest.raises(posting.StalePlanError, match="nothing was posted"), db.begin() as conn:
+        lock_posting(conn)
+        post_payments(conn, rows, source="file", posted_by="t", run_id=None)
+    monkeypatch.undo()
+
+    with db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(payments)).scalar() == 0
+        assert conn.execute(
+            sa.select(sa.func.count()).select_from(payment_allocations)
+        ).scalar() == 0
+        paid = conn.execute(
+            sa.select(installments.c.number, installments.c.amount_paid_minor)
+            .where(installments.c.loan_id == loan).order_by(installments.c.number)
+        ).all()  # fmt: skip
+    assert [tuple(r) for r in paid] == [(1, 100_00), (2, 0)], "only the other writer's change"
