@@ -1,0 +1,118 @@
+"""A Fineract listing page is read in one pass from its bytes when it is plainly well-formed; a
+page with a malformed loan, or a number a float could not carry exactly, is read the exact way,
+so no malformed loan is accepted and no amount changes on the way in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+
+import httpx
+import pytest
+import respx
+
+from lending_pipelines.partners.fineract import client as client_module
+from lending_pipelines.partners.fineract.listing import numbers_read_exactly
+from tests.unit.test_fineract_resource import LOANS, client, loan_json, page
+
+
+def raw_page(total: int, *items: str) -> httpx.Response:
+    """A page written by hand, so that numbers reach the client exactly as typed here."""
+    body = f'{{"totalFilteredRecords": {total}, "pageItems": [{",".join(items)}]}}'
+    return httpx.Response(200, content=body.encode(), headers={"content-type": "application/json"})
+
+
+def loan_text(loan_id: int, principal: str = "5000.000000") -> str:
+    body = json.dumps(loan_json(loan_id, principal=0))
+    return body.replace('"principal": 0', f'"principal": {principal}')
+
+
+def list_both_ways(**settings):
+    """The same listing through the sync and the async (polling) client."""
+    sync = client(**settings).list_loans(200)
+    concurrent = asyncio.run(client(**settings).alist_loans(200))
+    return sync, concurrent
+
+
+@respx.mock
+def test_a_well_formed_page_is_read_in_one_pass_without_the_loan_by_loan_reader(monkeypatch):
+    def loan_by_loan(*args):
+        raise AssertionError("a well-formed page went through the loan-by-loan reader")
+
+    monkeypatch.setattr(client_module, "parse_page", loan_by_loan)
+    respx.get(LOANS).mock(
+        side_effect=lambda request: (
+            page(3, loan_json(1), loan_json(2))
+            if request.url.params["offset"] == "0"
+            else page(3, loan_json(3, principal=4999.9))
+        )
+    )
+    for listing in list_both_ways():
+        assert [loan.id for loan in listing.loans] == [1, 2, 3]
+        assert listing.loans[2].principal == Decimal("4999.9")
+        assert listing.loans[0].approved_on.isoformat() == "2024-10-02"
+        assert not listing.bad_records and listing.pages == 2
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("123456789012.123456789", Decimal("123456789012.123456789")),  # 21 digits
+        ("0.1000000000000000000001", Decimal("0.1000000000000000000001")),  # a float says 0.1
+        ("1e-400", Decimal("1E-400")),  # a float says 0.0
+        ("12345678901234567890", Decimal("12345678901234567890")),
+    ],
+)
+@respx.mock
+def test_an_amount_a_float_cannot_carry_is_read_exactly_from_its_text(written, read):
+    respx.get(LOANS).mock(return_value=raw_page(2, loan_text(1), loan_text(2, written)))
+    for listing in list_both_ways():
+        assert [loan.principal for loan in listing.loans] == [Decimal("5000.000000"), read]
+        assert not listing.bad_records
+
+
+def test_only_numbers_of_at_most_15_digits_without_an_exponent_count_as_float_safe():
+    assert numbers_read_exactly(b'{"a": 123456789012.345, "b": [2024, 10, 2], "c": "LN-00001"}')
+    assert not numbers_read_exactly(b'{"a": 1234567890123.4567}')
+    assert not numbers_read_exactly(b'{"a": 5e3}')
+    assert not numbers_read_exactly(b'{"a": 5.0E-3}')
+
+
+@pytest.mark.parametrize(
+    ("written", "field", "value", "expected"),
+    [
+        ('"approvedOnDate": [2024, 2, 30]', "timeline.approvedOnDate", "[2024, 2, 30]",
+         "a date as [yyyy, m, d]"),
+        ('"approvedOnDate": [2024, true, 1]', "timeline.approvedOnDate", "[2024, True, 1]",
+         "a date as [yyyy, m, d]"),
+        ('"approvedOnDate": [2024, 10]', "timeline.approvedOnDate", "[2024, 10]",
+         "a date as [yyyy, m, d]"),
+        ('"approvedOnDate": [2024, 10, 2.0]', "timeline.approvedOnDate",
+         "[2024, 10, Decimal('2.0')]", "a date as [yyyy, m, d]"),
+        ('"approvedOnDate": "2024-10-02"', "timeline.approvedOnDate", "'2024-10-02'",
+         "a date as [yyyy, m, d]"),
+        ('"principal": true', "principal", "True", "a decimal"),
+        ('"principal": NaN', "principal", "nan", "a decimal"),
+        ('"principal": "12,500.00"', "principal", "'12,500.00'", "a decimal"),
+        ('"code": 7', "status.code", "7", "a string"),
+        ('"accountNo": 2', "accountNo", "2", "a string"),
+    ],
+)  # fmt: skip
+@respx.mock
+def test_a_malformed_loan_in_a_good_page_is_set_aside_naming_field_and_value(
+    written, field, value, expected
+):
+    good = loan_text(2)
+    name = written.split(":")[0]
+    start = good.index(name)
+    end = min(i for i in (good.find(",", start), good.find("}", start)) if i > 0)
+    if good[start:end].count("[") > good[start:end].count("]"):  # a date: up to its "]"
+        end = good.index("]", start) + 1
+    bad = good[:start] + written + good[end:]
+    respx.get(LOANS).mock(return_value=raw_page(3, loan_text(1), bad, loan_text(3)))
+    for listing in list_both_ways(page_size=3):
+        assert [loan.id for loan in listing.loans] == [1, 3]
+        assert [(b.loan_id, b.field, b.value, b.expected) for b in listing.bad_records] == [
+            (2, field, value, expected)
+        ]
