@@ -13,7 +13,16 @@ import pytest
 import respx
 
 from lending_pipelines.partners.fineract import client as client_module
+from lending_pipelines.partners.fineract import listing as one_pass
 from lending_pipelines.partners.fineract.listing import numbers_read_exactly
+from lending_pipelines.partners.fineract.models import (
+    CurrencyPayload,
+    LoanPayload,
+    StatusPayload,
+    SummaryPayload,
+    TimelinePayload,
+    parse_page,
+)
 from tests.unit.test_fineract_resource import LOANS, client, loan_json, page
 
 
@@ -116,3 +125,41 @@ def test_a_malformed_loan_in_a_good_page_is_set_aside_naming_field_and_value(
         assert [(b.loan_id, b.field, b.value, b.expected) for b in listing.bad_records] == [
             (2, field, value, expected)
         ]
+
+
+def test_the_one_pass_reader_knows_every_field_of_the_loan_model():
+    def wire_names(model):
+        return {info.alias or name for name, info in model.model_fields.items()}
+
+    assert set(one_pass._Loan.__annotations__) == wire_names(LoanPayload)
+    assert set(one_pass._Status.__annotations__) == wire_names(StatusPayload)
+    assert set(one_pass._Currency.__annotations__) == wire_names(CurrencyPayload)
+    assert set(one_pass._Timeline.__annotations__) == wire_names(TimelinePayload)
+    assert set(one_pass._Summary.__annotations__) == wire_names(SummaryPayload)
+
+
+def test_both_readers_make_the_same_loans_of_a_page_with_every_field():
+    full = loan_json(
+        7,
+        status=300,
+        externalId="LN-7",
+        clientName="Otieno Wanjiru",
+        loanProductName="Mobile Micro Loan",
+        principal=15000.5,
+        approvedPrincipal=15000.5,
+        netDisbursalAmount=14800.25,
+        timeline={
+            "submittedOnDate": [2026, 11, 27],
+            "approvedOnDate": [2026, 11, 28],
+            "expectedDisbursementDate": [2026, 11, 29],
+            "actualDisbursementDate": [2026, 11, 30],
+        },
+        summary={"totalOutstanding": 12000.75},
+    )
+    content = json.dumps({"totalFilteredRecords": 2, "pageItems": [full, loan_json(8)]}).encode()
+    fast = one_pass.read_page("acme", content)
+    exact = parse_page("acme", json.loads(content, parse_float=Decimal))
+    assert fast is not None and fast.loans == exact.loans and len(fast.loans) == 2
+    assert (fast.total, fast.size, fast.bad) == (exact.total, exact.size, exact.bad) == (2, 2, [])
+    assert fast.loans[0].total_outstanding == Decimal("12000.75")
+    assert fast.loans[0].actual_disbursement_on.isoformat() == "2026-11-30"

@@ -1,6 +1,8 @@
-"""A listing page read in one pass: pydantic-core parses the response bytes straight into the
-page's models (no `json.loads` into dicts first, dates validated natively as three strict
-integers), about half the CPU of decoding and then validating loan by loan.
+"""A listing page read in one pass: pydantic-core parses the response bytes straight into typed
+dicts of the fields `models.LoanPayload` reads, with the same strict types (no `json.loads` into
+dicts first, no model object per nested payload, dates checked in Rust as three strict integers),
+and the domain loans are built from those; about a third of the CPU of decoding and then
+validating loan by loan.
 
 The one-pass reader is strictly narrower than the exact reader in `models.parse_page`, which stays
 the authority: whenever the page is anything but plainly well-formed (a malformed loan, a bad
@@ -16,13 +18,14 @@ which decodes numbers as Decimal from their text."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, NotRequired
 
 import pydantic
-from pydantic import Field, StrictInt
+from pydantic import StrictInt, StrictStr
+from typing_extensions import TypedDict  # pydantic needs it before Python 3.12
 
-from ..payloads import Payload
-from .models import ListingPage, LoanPayload, TimelinePayload
+from ...domain.tracked_loans import FineractLoan, LoanStatus
+from .models import Amount, ListingPage
 
 # Digits and the decimal point become "0": a JSON number's mantissa is then a run of "0"s.
 _NUMBER_CHARS = bytes.maketrans(b"0123456789.", b"0" * 11)
@@ -49,20 +52,53 @@ def _day(parts: tuple[int, int, int]) -> date:
 _Ymd = Annotated[tuple[StrictInt, StrictInt, StrictInt], pydantic.AfterValidator(_day)]
 
 
-class _Timeline(TimelinePayload):
-    submitted_on: _Ymd | None = Field(None, alias="submittedOnDate")
-    approved_on: _Ymd | None = Field(None, alias="approvedOnDate")
-    expected_disbursement_on: _Ymd | None = Field(None, alias="expectedDisbursementDate")
-    actual_disbursement_on: _Ymd | None = Field(None, alias="actualDisbursementDate")
+# The wire names and types of models.LoanPayload and its nested payloads (unknown keys ignored);
+# tests/unit/test_fineract_listing_one_pass.py keeps the two field lists equal.
+class _Status(TypedDict):
+    id: StrictInt
+    code: StrictStr
+    value: StrictStr
 
 
-class _Loan(LoanPayload):
-    timeline: _Timeline | None = None
+class _Currency(TypedDict):
+    code: StrictStr
 
 
-class _Page(Payload):
-    total_filtered_records: StrictInt = Field(alias="totalFilteredRecords")
-    page_items: list[_Loan] = Field(alias="pageItems")
+class _Timeline(TypedDict, total=False):
+    submittedOnDate: _Ymd | None
+    approvedOnDate: _Ymd | None
+    expectedDisbursementDate: _Ymd | None
+    actualDisbursementDate: _Ymd | None
+
+
+class _Summary(TypedDict, total=False):
+    totalOutstanding: Amount | None
+
+
+class _Loan(TypedDict):
+    id: StrictInt
+    accountNo: StrictStr
+    status: _Status
+    currency: _Currency
+    principal: Amount
+    externalId: NotRequired[StrictStr | None]
+    clientId: NotRequired[StrictInt | None]
+    clientName: NotRequired[StrictStr | None]
+    loanProductId: NotRequired[StrictInt | None]
+    loanProductName: NotRequired[StrictStr | None]
+    approvedPrincipal: NotRequired[Amount | None]
+    netDisbursalAmount: NotRequired[Amount | None]
+    timeline: NotRequired[_Timeline | None]
+    summary: NotRequired[_Summary | None]
+
+
+class _Page(TypedDict):
+    totalFilteredRecords: StrictInt
+    pageItems: list[_Loan]
+
+
+_PAGE = pydantic.TypeAdapter(_Page)
+_NONE: dict = {}
 
 
 def read_page(tenant: str, content: bytes) -> ListingPage | None:
@@ -70,8 +106,35 @@ def read_page(tenant: str, content: bytes) -> ListingPage | None:
     if not numbers_read_exactly(content):
         return None
     try:
-        page = _Page.model_validate_json(content)
+        page = _PAGE.validate_json(content)
     except pydantic.ValidationError:
         return None
-    loans = [item.to_loan(tenant) for item in page.page_items]
-    return ListingPage(total=page.total_filtered_records, size=len(loans), loans=loans)
+    loans = [_loan(tenant, item) for item in page["pageItems"]]
+    return ListingPage(total=page["totalFilteredRecords"], size=len(loans), loans=loans)
+
+
+def _loan(tenant: str, item: _Loan) -> FineractLoan:
+    """`LoanPayload.to_loan` for a validated typed dict (positional: 50,000 loans a cycle)."""
+    status, get = item["status"], item.get
+    timeline = get("timeline") or _NONE
+    summary = get("summary") or _NONE
+    return FineractLoan(
+        tenant,
+        item["id"],
+        item["accountNo"],
+        LoanStatus(status["id"], status["code"], status["value"]),
+        item["currency"]["code"],
+        item["principal"],
+        get("externalId"),
+        get("clientId"),
+        get("clientName"),
+        get("loanProductId"),
+        get("loanProductName"),
+        get("approvedPrincipal"),
+        get("netDisbursalAmount"),
+        timeline.get("submittedOnDate"),
+        timeline.get("approvedOnDate"),
+        timeline.get("expectedDisbursementDate"),
+        timeline.get("actualDisbursementDate"),
+        summary.get("totalOutstanding"),
+    )
