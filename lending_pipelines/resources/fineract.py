@@ -64,9 +64,7 @@ class FineractResource(dg.ConfigurableResource):
     filter_mode: FilterMode = Field(
         default="status", description="'status' on Fineract >= 1.9, 'sqlSearch' before 1.9"
     )
-    page_size: int = Field(
-        default=500, ge=1, le=1000, description="Loans per listing request (~0.8 KB each)"
-    )
+    page_size: int = Field(default=100, ge=1, le=1000)
     page_concurrency: int = Field(default=4, ge=1, description="Pages fetched at once per partner")
     timeout_seconds: float = Field(default=10.0, gt=0, description="Per HTTP request")
     max_attempts: int = Field(default=4, ge=1, description="Attempts for retryable errors")

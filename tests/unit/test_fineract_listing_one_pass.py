@@ -23,8 +23,7 @@ from lending_pipelines.partners.fineract.models import (
     TimelinePayload,
     parse_page,
 )
-from lending_pipelines.resources.fineract import FineractResource
-from tests.unit.test_fineract_resource import BASE, LOANS, client, loan_json, page
+from tests.unit.test_fineract_resource import LOANS, client, loan_json, page
 
 
 def raw_page(total: int, *items: str) -> httpx.Response:
@@ -164,19 +163,3 @@ def test_both_readers_make_the_same_loans_of_a_page_with_every_field():
     assert (fast.total, fast.size, fast.bad) == (exact.total, exact.size, exact.bad) == (2, 2, [])
     assert fast.loans[0].total_outstanding == Decimal("12000.75")
     assert fast.loans[0].actual_disbursement_on.isoformat() == "2026-11-30"
-
-
-@respx.mock
-def test_a_partner_with_1000_approved_loans_is_listed_in_two_requests_by_default():
-    book = [loan_json(n) for n in range(1, 1001)]
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
-        return page(len(book), *book[offset : offset + limit])
-
-    route = respx.get(LOANS).mock(side_effect=answer)
-    resource = FineractResource()
-    partner = resource.client_for(base_url=BASE, tenant_id="acme", username="u", password="p")
-    listing = asyncio.run(partner.alist_loans(200))
-    assert sorted(loan.id for loan in listing.loans) == list(range(1, 1001))
-    assert route.call_count == 2 and listing.pages == 2 and not listing.total_mismatch

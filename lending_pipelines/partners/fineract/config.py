@@ -20,7 +20,7 @@ class FineractConfig:
     username: str
     password: str = field(repr=False)
     filter_mode: FilterMode = "status"
-    page_size: int = 500
+    page_size: int = 100
     page_concurrency: int = 4
     timeout_seconds: float = 10.0
     max_attempts: int = 4
