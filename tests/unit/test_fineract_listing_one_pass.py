@@ -23,7 +23,8 @@ from lending_pipelines.partners.fineract.models import (
     TimelinePayload,
     parse_page,
 )
-from tests.unit.test_fineract_resource import LOANS, client, loan_json, page
+from lending_pipelines.resources.fineract import FineractResource
+from tests.unit.test_fineract_resource import BASE, LOANS, client, loan_json, page
 
 
 def raw_page(total: int, *items: str) -> httpx.Response:
@@ -163,3 +164,26 @@ def test_both_readers_make_the_same_loans_of_a_page_with_every_field():
     assert (fast.total, fast.size, fast.bad) == (exact.total, exact.size, exact.bad) == (2, 2, [])
     assert fast.loans[0].total_outstanding == Decimal("12000.75")
     assert fast.loans[0].actual_disbursement_on.isoformat() == "2026-11-30"
+
+
+@respx.mock
+def test_a_partner_with_1000_approved_loans_is_listed_in_two_round_trips_by_default():
+    book = [loan_json(n) for n in range(1, 1001)]
+    in_flight, most_at_once = 0, 0
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most_at_once
+        in_flight += 1
+        most_at_once = max(most_at_once, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+        return page(len(book), *book[offset : offset + limit])
+
+    route = respx.get(LOANS).mock(side_effect=answer)
+    resource = FineractResource()
+    partner = resource.client_for(base_url=BASE, tenant_id="acme", username="u", password="p")
+    listing = asyncio.run(partner.alist_loans(200))
+    assert sorted(loan.id for loan in listing.loans) == list(range(1, 1001))
+    assert route.call_count == 10 and listing.pages == 10  # pages of 100
+    assert most_at_once == 9  # the first page, then the other nine at once
