@@ -190,8 +190,8 @@ class FineractClient:
         self,
         http: httpx.AsyncClient,
         call: _Call,
-        read: Callable[[_Call, httpx.Response], T] | None = None,
-    ) -> T | Any:
+        read: Callable[[_Call, httpx.Response], Any] | None = None,
+    ) -> Any:
         """`call`'s decoded JSON body, or what `read(call, response)` makes of the response."""
         for attempt in range(1, self.config.max_attempts + 1):
             try:
