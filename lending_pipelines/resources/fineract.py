@@ -65,7 +65,9 @@ class FineractResource(dg.ConfigurableResource):
         default="status", description="'status' on Fineract >= 1.9, 'sqlSearch' before 1.9"
     )
     page_size: int = Field(default=100, ge=1, le=1000)
-    page_concurrency: int = Field(default=4, ge=1, description="Pages fetched at once per partner")
+    page_concurrency: int = Field(
+        default=10, ge=1, description="Pages fetched at once per partner, after its first page"
+    )
     timeout_seconds: float = Field(default=10.0, gt=0, description="Per HTTP request")
     max_attempts: int = Field(default=4, ge=1, description="Attempts for retryable errors")
     backoff_base_seconds: float = Field(default=0.5, ge=0)

@@ -3,11 +3,11 @@ loans upserted for all partners in one `INSERT ... SELECT FROM unnest(...) ON CO
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import pydantic_core
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -123,15 +123,16 @@ def upsert_tracked_loans(
         [
             partner_id, loan.id, loan.account_no, loan.external_id, loan.client_id,
             loan.client_name, loan.product_id, loan.product_name, loan.status.id,
-            loan.status.value, str(loan.principal), loan.currency,
-            loan.approved_on and loan.approved_on.isoformat(),
-            loan.expected_disbursement_on and loan.expected_disbursement_on.isoformat(),
-            attempt_id,
+            loan.status.value, loan.principal, loan.currency, loan.approved_on,
+            loan.expected_disbursement_on, attempt_id,
         ]
         for partner_id, attempt_id, loans in polled
         for loan in {loan.id: loan for loan in loans}.values()
     ]  # fmt: skip
     if not rows:
         return {}
-    result = conn.execute(_UPSERT_LOANS, {"rows": json.dumps(rows)})
+    # pydantic-core writes the document in Rust: a Decimal as its exact string (str()), a date
+    # as yyyy-mm-dd; json.dumps and the per-row conversions took twice as long.
+    document = pydantic_core.to_json(rows).decode()
+    result = conn.execute(_UPSERT_LOANS, {"rows": document})
     return {row.partner_id: row.new_loans for row in result}

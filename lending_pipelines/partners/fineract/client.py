@@ -10,10 +10,12 @@ amounts are JSON numbers (parsed here as Decimal, never float), `httpStatusCode`
 is a string. `GET /loans` returns everything when `limit` is missing, so a limit is always sent
 and pages are walked until `offset >= totalFilteredRecords` or the first empty or short page,
 whichever comes first: a server whose total lies is not followed into thousands of empty pages,
-and the mismatch is reported. A malformed loan is set aside as a bad record (loan id, field,
-value) while the rest of its page is kept. Servers before 1.9 have no `status`
-parameter (they silently ignore it) but take `sqlSearch`; the filter mode is configuration, and
-every page is also filtered client-side so a wrong mode can never let other statuses through.
+and the mismatch is reported. A page is read in one pass from its bytes when it is plainly
+well-formed (`listing.read_page`); otherwise the exact way, where a malformed loan is set aside as
+a bad record (loan id, field, value) while the rest of its page is kept. Servers before 1.9
+have no `status` parameter (they silently ignore it) but take `sqlSearch`; the filter mode is
+configuration, and every page is also filtered client-side so a wrong mode can never let other
+statuses through.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -39,6 +41,7 @@ from .errors import (
     FineractRetryableError,
     error_from_response,
 )
+from .listing import read_page
 from .models import (
     JAVA_DATE_FORMAT,
     LIST_FIELDS,
@@ -59,6 +62,7 @@ from .models import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 API_PREFIX = "/fineract-provider/api/v1"
 TENANT_HEADER = "Fineract-Platform-TenantId"
@@ -161,12 +165,18 @@ class FineractClient:
         return delay
 
     def _send(self, call: _Call) -> tuple[Any, httpx.Response]:
+        return self._send_reading(call, lambda c, response: (self._decode(c, response), response))
+
+    def _send_page(self, call: _Call) -> ListingPage:
+        return self._send_reading(call, self._read_page)
+
+    def _send_reading(self, call: _Call, read: Callable[[_Call, httpx.Response], T]) -> T:
         if self._http is None:
             self._http = httpx.Client()
         for attempt in range(1, self.config.max_attempts + 1):
             try:
                 response = self._http.request(**self._request_kwargs(call))
-                return self._decode(call, response), response
+                return read(call, response)
             except httpx.TransportError as exc:
                 error: FineractError = self._transport_error(call, exc)
             except FineractRetryableError as exc:
@@ -176,11 +186,17 @@ class FineractClient:
             time.sleep(self._next_delay(call, attempt, error))
         raise AssertionError("unreachable: the loop returns or raises")
 
-    async def _asend(self, http: httpx.AsyncClient, call: _Call) -> Any:
+    async def _asend(
+        self,
+        http: httpx.AsyncClient,
+        call: _Call,
+        read: Callable[[_Call, httpx.Response], Any] | None = None,
+    ) -> Any:
+        """`call`'s decoded JSON body, or what `read(call, response)` makes of the response."""
         for attempt in range(1, self.config.max_attempts + 1):
             try:
                 response = await http.request(**self._request_kwargs(call))
-                return self._decode(call, response)
+                return (read or self._decode)(call, response)
             except httpx.TransportError as exc:
                 error: FineractError = self._transport_error(call, exc)
             except FineractRetryableError as exc:
@@ -209,6 +225,15 @@ class FineractClient:
     def _parse_page(self, body: Any) -> ListingPage:
         """One page; a malformed page fails the listing, a malformed loan only itself."""
         return parse_page(self.tenant, body)
+
+    def _read_page(self, call: _Call, response: httpx.Response) -> ListingPage:
+        """A well-formed page in one pass from its bytes; any other page (or an error answer)
+        the exact way: decoded, then validated loan by loan."""
+        if response.status_code < 300:
+            page = read_page(self.tenant, response.content)
+            if page is not None:
+                return page
+        return self._parse_page(self._decode(call, response))
 
     def _is_last(self, page: ListingPage, offset: int) -> bool:
         """No page after this one: the total is reached, or the page came back short."""
@@ -250,8 +275,7 @@ class FineractClient:
         pages: list[ListingPage] = []
         offset = 0
         while True:
-            body, _ = self._send(self._page_call(status, offset))
-            page = self._parse_page(body)
+            page = self._send_page(self._page_call(status, offset))
             pages.append(page)
             if self._is_last(page, offset):
                 break
@@ -268,11 +292,11 @@ class FineractClient:
             async with httpx.AsyncClient() as own:
                 return await self.alist_loans(status, http=own)
         size = self.config.page_size
-        pages = [self._parse_page(await self._asend(http, self._page_call(status, 0)))]
+        pages = [await self._asend(http, self._page_call(status, 0), self._read_page)]
         total = pages[0].total
 
         async def fetch(offset: int) -> ListingPage:
-            return self._parse_page(await self._asend(http, self._page_call(status, offset)))
+            return await self._asend(http, self._page_call(status, offset), self._read_page)
 
         # Waves of `page_concurrency` pages, stopping at the first short page: a total that
         # claims a million loans costs one wave past the real end, not ten thousand requests.

@@ -21,7 +21,7 @@ class FineractConfig:
     password: str = field(repr=False)
     filter_mode: FilterMode = "status"
     page_size: int = 100
-    page_concurrency: int = 4
+    page_concurrency: int = 10
     timeout_seconds: float = 10.0
     max_attempts: int = 4
     backoff_base_seconds: float = 0.5

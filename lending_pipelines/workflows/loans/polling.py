@@ -14,9 +14,11 @@ the database works while the other partners are still being polled). Used by the
 from __future__ import annotations
 
 import asyncio
+import gc
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -228,13 +230,28 @@ def run_polling_cycle(
             )
         return new
 
-    polls = asyncio.run(
-        poll_partners(
-            partners,
-            fineract,
-            concurrency=concurrency,
-            timeout_seconds=timeout_seconds,
-            record=record,
+    with _collector_paused():
+        polls = asyncio.run(
+            poll_partners(
+                partners,
+                fineract,
+                concurrency=concurrency,
+                timeout_seconds=timeout_seconds,
+                record=record,
+            )
         )
-    )
     return PollingCycle(polls, time.monotonic() - started)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for the cycle: the loans it reads (50,000 in the
+    benchmark, a few objects each) live until it ends and hold no cycles, and the collector's
+    repeated passes over them took about a third of the cycle's CPU."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
