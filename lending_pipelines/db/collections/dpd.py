@@ -35,8 +35,10 @@ _BUCKET_CASE = (
 
 DPD_AS_OF = f"""
 WITH paid_since AS (
-    -- what was paid by the day on installments that received money after it
-    SELECT a.installment_id, sum(a.amount_minor) FILTER (WHERE a.paid_on <= :day) AS paid
+    -- what was paid by the day on installments that received money after it (bigint like the
+    -- cache: sum() of bigint is numeric, which would make every amount below numeric)
+    SELECT a.installment_id,
+           CAST(sum(a.amount_minor) FILTER (WHERE a.paid_on <= :day) AS bigint) AS paid
     FROM lending.payment_allocations a
     WHERE a.installment_id IN (
         SELECT installment_id FROM lending.payment_allocations WHERE paid_on > :day
@@ -53,8 +55,8 @@ WITH paid_since AS (
 ), per_loan AS (
     SELECT loan_id,
            min(due_date) FILTER (WHERE due_date < :day AND paid < due) AS oldest_unpaid,
-           sum(due - paid) AS outstanding,
-           coalesce(sum(due - paid) FILTER (WHERE due_date < :day), 0) AS overdue
+           CAST(sum(due - paid) AS bigint) AS outstanding,
+           CAST(coalesce(sum(due - paid) FILTER (WHERE due_date < :day), 0) AS bigint) AS overdue
     FROM schedule
     GROUP BY loan_id
 )
