@@ -63,20 +63,21 @@ WITH paid_since AS (
 SELECT l.id AS loan_id, l.collector_id,
        coalesce(:day - p.oldest_unpaid, 0) AS dpd,
        coalesce(p.outstanding, 0) AS outstanding_minor,
-       coalesce(p.overdue, 0) AS overdue_minor
+       coalesce(p.overdue, 0) AS overdue_minor,
+       l.dpd AS written_dpd, l.bucket AS written_bucket  -- the loan's, from the latest day
 FROM lending.collection_loans l
 LEFT JOIN per_loan p ON p.loan_id = l.id
 WHERE l.status IN ({_STATUSES}) AND l.opened_on <= :day
 """
 
 # A day after the latest computed one: the bucket before it is the loans' current bucket (written
-# from that day), one hash join. Any other day (or none computed yet): the latest change before it.
+# from that day, read with the day's DPD), no join. Any other day (or none computed yet): the
+# latest change before it.
 CHANGES_AFTER_LATEST = """
 INSERT INTO lending.dpd_bucket_changes (loan_id, business_date, from_bucket, bucket, dpd)
-SELECT d.loan_id, :day, l.bucket, d.bucket, d.dpd
+SELECT d.loan_id, :day, d.written_bucket, d.bucket, d.dpd
 FROM dpd_day d
-JOIN lending.collection_loans l ON l.id = d.loan_id
-WHERE d.bucket <> l.bucket
+WHERE d.bucket <> d.written_bucket
 """
 CHANGES_BETWEEN_DAYS = """
 INSERT INTO lending.dpd_bucket_changes (loan_id, business_date, from_bucket, bucket, dpd)
@@ -146,11 +147,14 @@ def compute_day(conn: Connection, day: date, run_id: str | None) -> DayResult:
             f"""
             INSERT INTO lending.dpd_daily_summary
                 (business_date, bucket, loans, outstanding_minor, overdue_minor, dpd_sum)
-            SELECT :day, b.bucket, count(d.loan_id), coalesce(sum(d.outstanding_minor), 0),
-                   coalesce(sum(d.overdue_minor), 0), coalesce(sum(d.dpd), 0)
+            SELECT :day, b.bucket, coalesce(d.loans, 0), coalesce(d.outstanding_minor, 0),
+                   coalesce(d.overdue_minor, 0), coalesce(d.dpd_sum, 0)
             FROM (VALUES {_BUCKETS_VALUES}) AS b(bucket, ord)
-            LEFT JOIN dpd_day d ON d.bucket = b.bucket
-            GROUP BY b.bucket, b.ord
+            LEFT JOIN (  -- the book into five rows first, then the empty buckets joined in
+                SELECT bucket, count(*) AS loans, sum(outstanding_minor) AS outstanding_minor,
+                       sum(overdue_minor) AS overdue_minor, sum(dpd) AS dpd_sum
+                FROM dpd_day GROUP BY bucket
+            ) d ON d.bucket = b.bucket
             ORDER BY b.ord
             RETURNING bucket, loans
             """
@@ -179,7 +183,8 @@ def compute_day(conn: Connection, day: date, run_id: str | None) -> DayResult:
                 UPDATE lending.collection_loans l
                 SET dpd = d.dpd, bucket = d.bucket, dpd_changed_on = :day, updated_at = now()
                 FROM dpd_day d
-                WHERE l.id = d.loan_id AND (l.dpd, l.bucket) IS DISTINCT FROM (d.dpd, d.bucket)
+                WHERE (d.written_dpd, d.written_bucket) IS DISTINCT FROM (d.dpd, d.bucket)
+                  AND l.id = d.loan_id AND (l.dpd, l.bucket) IS DISTINCT FROM (d.dpd, d.bucket)
                 """
             ),
             {"day": day},
