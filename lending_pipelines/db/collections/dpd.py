@@ -46,17 +46,19 @@ WITH paid_since AS (
     GROUP BY a.installment_id
 ), schedule AS (
     -- a fully paid installment owes nothing, unless it was paid after the day
-    SELECT i.loan_id, i.due_date, i.amount_due_minor AS due,
-           CASE WHEN i.paid_on IS NULL OR i.paid_on <= :day THEN i.amount_paid_minor
-                ELSE coalesce(ps.paid, 0) END AS paid
+    SELECT i.loan_id, i.due_date,
+           i.amount_due_minor - CASE WHEN i.paid_on IS NULL OR i.paid_on <= :day
+                                     THEN i.amount_paid_minor
+                                     ELSE coalesce(ps.paid, 0) END AS open_minor
     FROM lending.installments i
     LEFT JOIN paid_since ps ON ps.installment_id = i.id
     WHERE i.amount_paid_minor < i.amount_due_minor OR i.paid_on > :day
 ), per_loan AS (
     SELECT loan_id,
-           min(due_date) FILTER (WHERE due_date < :day AND paid < due) AS oldest_unpaid,
-           CAST(sum(due - paid) AS bigint) AS outstanding,
-           CAST(coalesce(sum(due - paid) FILTER (WHERE due_date < :day), 0) AS bigint) AS overdue
+           -- sum_minor: bigint in, a bigint state per loan (migration 0016), not sum()'s numeric
+           min(due_date) FILTER (WHERE due_date < :day AND open_minor > 0) AS oldest_unpaid,
+           lending.sum_minor(open_minor) AS outstanding,
+           coalesce(lending.sum_minor(open_minor) FILTER (WHERE due_date < :day), 0) AS overdue
     FROM schedule
     GROUP BY loan_id
 )
