@@ -118,8 +118,8 @@ def computed_days(conn: Connection, after: date) -> list[date]:
 
 def compute_day(conn: Connection, day: date, run_id: str | None) -> DayResult:
     """Compute `day` for the whole book and replace its history rows (call in a transaction)."""
-    # Aggregating the open installments of a million loans sorts or hashes ~100 MB: in memory,
-    # for this transaction only (the default 4 MB spills to disk and doubles the time).
+    # Aggregating the open installments of a million loans hashes ~160 MB: in memory, for this
+    # transaction only (the default 4 MB spills to disk and doubles the time).
     conn.execute(sa.text("SET LOCAL work_mem = '256MB'"))
     conn.execute(
         sa.text(
@@ -128,8 +128,8 @@ def compute_day(conn: Connection, day: date, run_id: str | None) -> DayResult:
         ),
         {"day": day},
     )
-    # No key or statistics on it: every later statement reads it whole in a hash join, and the
-    # planner sizes it from its pages.
+    # No key or statistics on it: every later statement reads it whole (the update in a hash
+    # join, of the loans whose DPD moved only), and the planner sizes it from its pages.
     before = conn.execute(
         sa.text("SELECT max(business_date) FROM lending.dpd_days"), {"day": day}
     ).scalar_one()
