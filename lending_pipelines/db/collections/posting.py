@@ -120,8 +120,7 @@ UPDATE_PAID = sa.text(
         FROM payment_plan plan JOIN payment_batch b ON b.seq = plan.seq
         GROUP BY plan.installment_id, plan.installment_ctid, plan.paid_before_minor
     ) s
-    WHERE i.ctid = ANY(ARRAY(SELECT installment_ctid FROM payment_plan))
-      AND i.ctid = s.installment_ctid AND i.id = s.installment_id
+    WHERE i.ctid = s.installment_ctid AND i.id = s.installment_id
       AND i.amount_paid_minor = s.paid_before_minor
     """
 )

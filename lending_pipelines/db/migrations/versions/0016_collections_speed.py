@@ -3,9 +3,10 @@
 PostgreSQL's `sum(bigint)` returns numeric and keeps, for every group, a 128-bit state allocated
 apart; the DPD statement sums the open installments of every loan of the book in one hash
 aggregate (1,000,000 groups at the benchmark's size). `lending.sum_minor` adds with `int8pl`
-into a plain bigint state held in the group itself: 262 MB -> 164 MB of hash table and about a
-third less time in the aggregate at 1,000,000 loans. An overflow raises (`bigint out of range`)
-exactly as the cast of the numeric sum to bigint did. No table changes: posting is unaffected.
+into a plain bigint state held in the group itself. Measured at 1,000,000 loans: the hash was
+512 MB and spilled to disk while the amounts were numeric, 262 MB with sum() over bigint, 164 MB
+with sum_minor (the aggregate ~2.5 s -> ~1.7 s). An overflow raises (`bigint out of range`), as
+the cast of a numeric sum to bigint would. No table changes: posting is unaffected.
 
 Revision ID: 0016_collections_speed
 Revises: 0015_installments_fillfactor
