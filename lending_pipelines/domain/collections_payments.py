@@ -3,7 +3,7 @@ field and the value.
 
 Checks, in order (the first failure is the row's reason): required values present; UTR in a
 format banks actually issue; amount a number in Indian or plain notation, in paise exactly
-(Decimal, never float), within the bounds; paid date a date, not after the day the file was
+(integers, never float), within the bounds; paid date a date, not after the day the file was
 received nor backdated more than the allowed days (both in IST); loan known and in a status that
 accepts payments; UTR not already recorded nor earlier in the same file.
 """
@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from .collections import PAYABLE_STATUSES
 
@@ -60,12 +60,13 @@ UTR_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("RTGS", re.compile(r"[A-Z]{4}R\d(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{8}")),
     ("UPI/IMPS", re.compile(r"\d{12}")),
 )
+# Any of them, in one match (a row needs only to know that its UTR is one of the three).
+_ANY_UTR = re.compile("|".join(f"(?:{pattern.pattern})" for _, pattern in UTR_PATTERNS))
 
 # Plain (1234567.89) or Indian-grouped (12,34,567.89): last group of three, then groups of two.
 _PLAIN = re.compile(r"\d+(?:\.\d{1,2})?")
 _INDIAN = re.compile(r"\d{1,2}(?:,\d{2})*,\d{3}(?:\.\d{1,2})?")
 _CURRENCY_PREFIX = re.compile(r"^(?:₹|INR|RS\.?)\s*", re.IGNORECASE)
-PAISE = Decimal(100)
 
 
 class AmountError(ValueError):
@@ -88,14 +89,14 @@ def utr_kind(value: str) -> str | None:
 def parse_amount_paise(text: str) -> int:
     """'1,00,000.50' → 10000050. Indian grouping or none, at most two decimals, never a float.
     A western-grouped '100,000' is refused rather than guessed."""
-    value = _CURRENCY_PREFIX.sub("", text.strip())
+    value = text.strip()
+    if not value[:1].isdigit():  # a prefix (₹, INR, Rs.) never starts with a digit
+        value = _CURRENCY_PREFIX.sub("", value)
     if not (_PLAIN.fullmatch(value) or _INDIAN.fullmatch(value)):
         raise AmountError(f"amount {text!r} is not a number like 1,00,000.50 or 100000.50")
-    try:
-        exact = Decimal(value.replace(",", ""))
-    except InvalidOperation:
-        raise AmountError(f"amount {text!r} is not a number") from None
-    return int(exact * PAISE)
+    # digits, then at most two decimals: rupees and paise in integers, exactly
+    rupees, _, paise = value.replace(",", "").partition(".")
+    return int(rupees) * 100 + int(paise.ljust(2, "0"))
 
 
 def format_inr(amount_minor: int) -> str:
@@ -117,6 +118,7 @@ _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _INDIAN_DATE = re.compile(r"(\d{2})[/-](\d{2})[/-](\d{4})")
 
 
+@lru_cache(maxsize=1024)  # a file holds a few distinct dates for 100,000s of rows
 def parse_paid_on(text: str) -> date:
     """YYYY-MM-DD, or DD/MM/YYYY and DD-MM-YYYY as Indian bank statements write it."""
     value = text.strip()
@@ -178,36 +180,42 @@ def check_row(
 ) -> AcceptedRow | RejectedRow:
     """The checks of one row that need nothing but the row and the day it was received."""
 
-    def reject(code: str, name: str | None, value: str | None) -> RejectedRow:
-        return RejectedRow(row_number, dict(raw), code, name, value)
-
     if "_columns" in raw:  # the reader marks a row whose column count differs from the header
-        return reject(WRONG_COLUMN_COUNT, "row", f"{raw['_columns']} columns")
-    values = {name: (raw.get(name) or "").strip() for name in REQUIRED_COLUMNS}
-    for name in REQUIRED_COLUMNS:
-        if not values[name]:
-            return reject(MISSING_VALUE, name, raw.get(name))
-    if utr_kind(values["utr"]) is None:
-        return reject(INVALID_UTR, "utr", values["utr"])
+        return _reject(raw, row_number, WRONG_COLUMN_COUNT, "row", f"{raw['_columns']} columns")
+    utr = (raw.get("utr") or "").strip()
+    loan_id = (raw.get("loan_id") or "").strip()
+    amount_text = (raw.get("amount") or "").strip()
+    paid_on_text = (raw.get("paid_on") or "").strip()
+    stripped = (utr, loan_id, amount_text, paid_on_text)
+    if not all(stripped):
+        for name, value in zip(REQUIRED_COLUMNS, stripped, strict=True):
+            if not value:
+                return _reject(raw, row_number, MISSING_VALUE, name, raw.get(name))
+    if _ANY_UTR.fullmatch(utr.upper()) is None:
+        return _reject(raw, row_number, INVALID_UTR, "utr", utr)
     try:
-        amount = parse_amount_paise(values["amount"])
+        amount = parse_amount_paise(amount_text)
     except AmountError:
-        return reject(INVALID_AMOUNT, "amount", values["amount"])
+        return _reject(raw, row_number, INVALID_AMOUNT, "amount", amount_text)
     if not bounds.min_amount_minor <= amount <= bounds.max_amount_minor:
-        return reject(AMOUNT_OUT_OF_RANGE, "amount", values["amount"])
+        return _reject(raw, row_number, AMOUNT_OUT_OF_RANGE, "amount", amount_text)
     try:
-        paid_on = parse_paid_on(values["paid_on"])
+        paid_on = parse_paid_on(paid_on_text)
     except ValueError:
-        return reject(INVALID_DATE, "paid_on", values["paid_on"])
+        return _reject(raw, row_number, INVALID_DATE, "paid_on", paid_on_text)
     if paid_on > received_on:
-        return reject(FUTURE_DATE, "paid_on", values["paid_on"])
+        return _reject(raw, row_number, FUTURE_DATE, "paid_on", paid_on_text)
     if (received_on - paid_on).days > bounds.backdating_days:
-        return reject(BACKDATED, "paid_on", values["paid_on"])
-    if not values["loan_id"].isdigit() or len(values["loan_id"]) > 18:
-        return reject(INVALID_LOAN_ID, "loan_id", values["loan_id"])
-    return AcceptedRow(
-        row_number, normalise_utr(values["utr"]), int(values["loan_id"]), amount, paid_on
-    )
+        return _reject(raw, row_number, BACKDATED, "paid_on", paid_on_text)
+    if not loan_id.isdigit() or len(loan_id) > 18:
+        return _reject(raw, row_number, INVALID_LOAN_ID, "loan_id", loan_id)
+    return AcceptedRow(row_number, utr.upper(), int(loan_id), amount, paid_on)
+
+
+def _reject(
+    raw: Mapping[str, str], row_number: int, code: str, name: str | None, value: str | None
+) -> RejectedRow:
+    return RejectedRow(row_number, dict(raw), code, name, value)
 
 
 def validate_rows(
