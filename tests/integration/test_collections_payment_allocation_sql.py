@@ -280,9 +280,9 @@ def test_an_installment_paid_by_someone_else_while_the_plan_was_made_rolls_the_p
 
     with db.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(payments)).scalar() == 0
-        assert conn.execute(
-            sa.select(sa.func.count()).select_from(payment_allocations)
-        ).scalar() == 0
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(payment_allocations)).scalar() == 0
+        )
         paid = conn.execute(
             sa.select(installments.c.number, installments.c.amount_paid_minor)
             .where(installments.c.loan_id == loan).order_by(installments.c.number)
