@@ -22,6 +22,7 @@ from lending_pipelines.db.collections.tables import (
 )
 from lending_pipelines.domain.collections import OpenInstallment, allocate
 from lending_pipelines.domain.collections_payments import AcceptedRow
+from tests.collections_book import add_loan
 
 START = date(2026, 1, 1)
 
@@ -142,17 +143,7 @@ def test_set_based_allocation_equals_the_domain_rule_for_random_payments(db, see
 
 def test_installments_paid_date_is_the_latest_allocation_and_a_second_batch_sees_the_first(db):
     with db.begin() as conn:
-        loan = conn.execute(
-            sa.insert(collection_loans)
-            .values(borrower_name="B", phone="+919800000001", principal_minor=300_00,
-                    opened_on=START)
-            .returning(collection_loans.c.id)
-        ).scalar_one()  # fmt: skip
-        conn.execute(
-            sa.insert(installments),
-            [{"loan_id": loan, "number": n, "due_date": START + timedelta(days=30 * n),
-              "amount_due_minor": 100_00} for n in (1, 2, 3)],
-        )  # fmt: skip
+        loan = add_loan(conn, [(START + timedelta(days=30 * n), 100_00) for n in (1, 2, 3)])
     first = [
         AcceptedRow(2, "SBINN00000000002", loan, 60_00, START + timedelta(days=3)),
         AcceptedRow(1, "SBINN00000000001", loan, 60_00, START + timedelta(days=5)),
@@ -178,12 +169,7 @@ def test_installments_paid_date_is_the_latest_allocation_and_a_second_batch_sees
 
 def test_recorded_utr_lookup_finds_recorded_ones_among_values_that_need_quoting(db):
     with db.begin() as conn:
-        loan = conn.execute(
-            sa.insert(collection_loans)
-            .values(borrower_name="B", phone="+919800000001", principal_minor=100_00,
-                    opened_on=START)
-            .returning(collection_loans.c.id)
-        ).scalar_one()  # fmt: skip
+        loan = add_loan(conn, [])
         lock_posting(conn)
         post_payments(
             conn, [AcceptedRow(1, "SBINN00000000009", loan, 10_00, START)],
@@ -205,21 +191,8 @@ def test_posting_updates_installments_on_their_own_page_without_new_index_entrie
     with db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM FULL lending.installments")
     with db.begin() as conn:
-        loan_ids = []
-        for n in range(60):
-            loan_ids.append(
-                conn.execute(
-                    sa.insert(collection_loans)
-                    .values(borrower_name=f"B{n}", phone="+919800000001",
-                            principal_minor=1200_00, opened_on=START)
-                    .returning(collection_loans.c.id)
-                ).scalar_one()
-            )  # fmt: skip
-        conn.execute(
-            sa.insert(installments),
-            [{"loan_id": loan, "number": k, "due_date": START + timedelta(days=30 * k),
-              "amount_due_minor": 100_00} for loan in loan_ids for k in range(1, 13)],
-        )  # fmt: skip
+        schedule = [(START + timedelta(days=30 * k), 100_00) for k in range(1, 13)]
+        loan_ids = [add_loan(conn, schedule) for _ in range(60)]
     paid = rng.sample(loan_ids, 20)
     rows = [AcceptedRow(n, f"SBINN{n:011d}", loan, 150_00, START) for n, loan in enumerate(paid)]
     blocks = sa.text(  # the heap page of each installment's current row version
@@ -246,17 +219,7 @@ def test_an_installment_paid_by_someone_else_while_the_plan_was_made_rolls_the_p
     to changes before the write (another writer that skipped the posting lock), the write
     refuses and nothing of the batch is posted."""
     with db.begin() as conn:
-        loan = conn.execute(
-            sa.insert(collection_loans)
-            .values(borrower_name="B", phone="+919800000001", principal_minor=200_00,
-                    opened_on=START)
-            .returning(collection_loans.c.id)
-        ).scalar_one()  # fmt: skip
-        conn.execute(
-            sa.insert(installments),
-            [{"loan_id": loan, "number": n, "due_date": START + timedelta(days=30 * n),
-              "amount_due_minor": 100_00} for n in (1, 2)],
-        )  # fmt: skip
+        loan = add_loan(conn, [(START + timedelta(days=30 * n), 100_00) for n in (1, 2)])
     planned = posting.PLAN
     real_execute = sa.Connection.execute
 
