@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -26,9 +28,11 @@ from lending_pipelines.db.collections.tables import (
     payment_rejections,
     payments,
 )
+from lending_pipelines.domain.collections_payments import Bounds
 from lending_pipelines.resources.collections_config import CollectionsConfig
 from lending_pipelines.sensors.payment_files import payment_files_sensor
 from lending_pipelines.settings import PROJECT_ROOT
+from lending_pipelines.workflows.collections.payment_files import process_payment_file
 from tests.collections_book import add_loan, collections_resources, pay
 
 TODAY = datetime.now(ZoneInfo(TIMEZONE)).date()
@@ -267,3 +271,54 @@ def test_a_run_killed_mid_file_then_repicked_posts_exactly_once(
     assert after["payment_rejections"] == 13
     assert not path.exists()
     assert tick(world) == []
+
+
+def test_files_posted_at_the_same_moment_post_each_payment_once_and_never_overpay(db, tmp_path):
+    """Three files paying the same loans, each dropped twice, posted by six runs at once (what
+    overlapping sensor runs or a UI re-run do): the posting lock orders them, each file posts
+    once, every installment's paid cache equals its allocations and never exceeds what it owes,
+    and what no installment could take is kept as overpayment."""
+    with db.begin() as conn:
+        book = [
+            add_loan(conn, [(TODAY - timedelta(days=30), 1000_00), (TODAY, 1000_00)])
+            for _ in range(5)
+        ]
+    paths = []
+    for f in range(3):
+        rows = [f"{633500000000 + 100 * f + n},{loan},700,{day(-f)}" for n, loan in enumerate(book)]
+        for copy in range(2):
+            folder = tmp_path / f"inbox-{f}-{copy}"
+            folder.mkdir()
+            paths.append(folder / f"bank-{f}.csv")
+            paths[-1].write_text("\n".join(["utr,loan_id,amount,paid_on", *rows]) + "\n")
+    start = threading.Barrier(len(paths))
+
+    def post(path: Path):
+        start.wait()
+        return process_payment_file(
+            db, path, bounds=Bounds(), timezone=TIMEZONE, actor="test", run_id=None
+        )
+
+    with ThreadPoolExecutor(len(paths)) as pool:
+        reports = list(pool.map(post, paths))
+
+    assert sorted(r.status for r in reports) == ["duplicate"] * 3 + ["posted"] * 3
+    with db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(payments)).scalar() == 15
+        overpaid = conn.execute(sa.select(sa.func.sum(payments.c.overpaid_minor))).scalar()
+        allocated = dict(
+            conn.execute(
+                sa.select(
+                    payment_allocations.c.installment_id,
+                    sa.func.sum(payment_allocations.c.amount_minor),
+                ).group_by(payment_allocations.c.installment_id)
+            ).all()
+        )
+        cache = conn.execute(
+            sa.select(
+                installments.c.id, installments.c.amount_due_minor, installments.c.amount_paid_minor
+            )
+        ).all()
+    assert all(paid == allocated.get(i, 0) and paid == due for i, due, paid in cache)
+    assert sum(allocated.values()) + overpaid == 15 * 700_00
+    assert overpaid == 5 * 100_00
