@@ -33,8 +33,13 @@ log = logging.getLogger(__name__)
 
 OPERATIONAL_DATABASE = "lending"
 DAGSTER_DATABASE = "dagster"
-# Dagster (webserver, daemon, run and step processes), tests and the receiver share the server.
-MAX_CONNECTIONS = 300
+# Set once in the life of a data directory (ALTER SYSTEM, one restart), as PostgreSQL displays
+# them. max_connections: Dagster (webserver, daemon, run and step processes), tests and the
+# receiver share the server. shared_buffers and max_wal_size: PostgreSQL's defaults (128MB, 1GB)
+# are sized for small machines; at 1,000,000 loans a payment file touches ~100,000 installment
+# pages and writes ~1 GB of WAL, so the defaults evict what the posting's next statement reads
+# again and checkpoint in the middle of every file ("checkpoints are occurring too frequently").
+SERVER_SETTINGS = {"max_connections": "300", "shared_buffers": "1GB", "max_wal_size": "4GB"}
 # Room for "/lending-pg-<12 hex>/.s.PGSQL.5432" under the base within the 107-byte limit.
 _SOCKET_BASE_MAX_LENGTH = 70
 _pruned_at_exit: set[Path] = set()
@@ -69,7 +74,7 @@ def _embedded_server(settings: Settings):
         # holder that died meanwhile does not stop this process from stopping the server.
         atexit.register(forget_dead_holders, pgdata)
         _pruned_at_exit.add(pgdata)
-    _ensure_max_connections(server)
+    _ensure_server_settings(server)
     return server
 
 
@@ -156,29 +161,32 @@ def _restrict_socket_dir(server) -> None:
     socket_dir.chmod(0o700)
 
 
-def _max_connections_raised(server) -> bool:
-    """ALTER SYSTEM max_connections if it is below MAX_CONNECTIONS; True if it was changed."""
+def _settings_changed(server) -> list[str]:
+    """ALTER SYSTEM every SERVER_SETTINGS value the server does not have; the names changed."""
     url = _with_driver(make_url(server.get_uri(database="postgres")), "psycopg")
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     try:
         with admin.connect() as conn:
-            current = int(conn.execute(sa.text("SHOW max_connections")).scalar_one())
-            if current >= MAX_CONNECTIONS:
-                return False
-            conn.execute(sa.text(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}"))
-            return True
+            changed = []
+            for name, value in SERVER_SETTINGS.items():
+                current = conn.execute(sa.text("SELECT current_setting(:n)"), {"n": name})
+                if current.scalar() != value:
+                    conn.exec_driver_sql(f"ALTER SYSTEM SET {name} = '{value}'")
+                    changed.append(name)
+            return changed
     finally:
         admin.dispose()
 
 
-def _ensure_max_connections(server) -> None:
-    """Raise max_connections once in the life of a data directory (the default 100 is tight)."""
+def _ensure_server_settings(server) -> None:
+    """Apply SERVER_SETTINGS once in the life of a data directory (a restart when any changed)."""
     _restrict_socket_dir(server)
     from pgserver._commands import pg_ctl
     from pgserver.utils import PostmasterInfo
 
     with server._lock:
-        if not _max_connections_raised(server):
+        changed = _settings_changed(server)
+        if not changed:
             return
         pg_ctl(
             ["-w", "-l", str(server.log), "restart"],
@@ -189,7 +197,10 @@ def _ensure_max_connections(server) -> None:
         # pgserver stops the server it knows by pid when the last handle closes: refresh it.
         server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata)
     _restrict_socket_dir(server)
-    log.info("embedded PostgreSQL restarted with max_connections=%s", MAX_CONNECTIONS)
+    log.info(
+        "embedded PostgreSQL restarted with %s",
+        ", ".join(f"{name}={SERVER_SETTINGS[name]}" for name in changed),
+    )
 
 
 def _with_driver(url: URL, driver: str) -> URL:

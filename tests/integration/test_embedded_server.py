@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from pgserver.utils import PostmasterInfo
 
-from lending_pipelines.db.server import server_url
+from lending_pipelines.db.server import SERVER_SETTINGS, server_url
 from lending_pipelines.settings import PROJECT_ROOT, Settings, SettingsError
 
 
@@ -163,3 +164,21 @@ def test_a_checkout_in_a_long_path_with_a_space_runs_against_the_embedded_server
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert (checkout / ".lending" / "pg" / "PG_VERSION").exists(), "the copy's own server ran"
     assert not (checkout / ".lending" / "pg" / "postmaster.pid").exists(), "and stopped"
+
+
+def test_the_embedded_server_runs_with_the_memory_and_checkpoint_settings_it_needs(engine):
+    # Applied once per data directory; the session's server was started by this test session.
+    with engine.connect() as conn:
+        actual = {
+            name: conn.execute(sa.text("SELECT current_setting(:n)"), {"n": name}).scalar()
+            for name in SERVER_SETTINGS
+        }
+    assert (
+        actual
+        == SERVER_SETTINGS
+        == {
+            "max_connections": "300",
+            "shared_buffers": "1GB",
+            "max_wal_size": "4GB",
+        }
+    )

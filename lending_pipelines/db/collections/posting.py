@@ -81,31 +81,39 @@ PLAN = sa.text(
     """
 )
 
-# Payments are numbered in posting order (paid date, row); each gets its allocations in the same
-# statement and keeps what no installment took as its overpayment.
+# Payments are numbered in posting order (paid date, row) but written in loan order: the key
+# checks of 100,000 rows then walk the loans' index in order instead of at random. Allocations
+# are written in installment order for the same reason. What no installment took is the
+# payment's overpayment.
 WRITE = sa.text(
     """
     WITH allocated AS (
-        SELECT seq, sum(amount_minor) AS amount_minor FROM payment_plan GROUP BY seq
+        SELECT seq, CAST(sum(amount_minor) AS bigint) AS amount_minor
+        FROM payment_plan GROUP BY seq
+    ), numbered AS MATERIALIZED (
+        SELECT nextval(pg_get_serial_sequence('lending.payments', 'id')) AS id, ordered.*
+        FROM (
+            SELECT b.seq, b.utr, b.loan_id, b.amount_minor, b.paid_on, b.row_number,
+                   b.amount_minor - coalesce(a.amount_minor, 0) AS overpaid_minor
+            FROM payment_batch b LEFT JOIN allocated a ON a.seq = b.seq
+            ORDER BY b.paid_on, b.row_number, b.seq
+        ) ordered
     ), inserted AS (
-        INSERT INTO lending.payments (utr, loan_id, amount_minor, paid_on, source, file_id,
+        INSERT INTO lending.payments (id, utr, loan_id, amount_minor, paid_on, source, file_id,
                                       row_number, overpaid_minor, posted_by, run_id)
-        SELECT b.utr, b.loan_id, b.amount_minor, b.paid_on, :source, :file_id,
-               CASE WHEN CAST(:file_id AS bigint) IS NOT NULL THEN b.row_number END,
-               b.amount_minor - coalesce(a.amount_minor, 0), :posted_by, :run_id
-        FROM payment_batch b LEFT JOIN allocated a ON a.seq = b.seq
-        ORDER BY b.paid_on, b.row_number, b.seq
-        RETURNING id, utr, loan_id, paid_on, overpaid_minor
+        SELECT id, utr, loan_id, amount_minor, paid_on, :source, :file_id,
+               CASE WHEN CAST(:file_id AS bigint) IS NOT NULL THEN row_number END,
+               overpaid_minor, :posted_by, :run_id
+        FROM numbered
+        ORDER BY loan_id
     ), allocations AS (
         INSERT INTO lending.payment_allocations
             (payment_id, installment_id, amount_minor, paid_on)
-        SELECT p.id, plan.installment_id, plan.amount_minor, p.paid_on
-        FROM inserted p
-        JOIN payment_batch b ON b.utr = p.utr
-        JOIN payment_plan plan ON plan.seq = b.seq
-        ORDER BY plan.installment_id  -- the installments' key checks in index order
+        SELECT n.id, plan.installment_id, plan.amount_minor, n.paid_on
+        FROM numbered n JOIN payment_plan plan ON plan.seq = n.seq
+        ORDER BY plan.installment_id
     )
-    SELECT id, utr, loan_id, overpaid_minor FROM inserted WHERE overpaid_minor > 0 ORDER BY id
+    SELECT id, utr, loan_id, overpaid_minor FROM numbered WHERE overpaid_minor > 0 ORDER BY id
     """
 )
 
@@ -177,18 +185,20 @@ def post_payments(
             copy.write(_copy_text(rows))
     conn.exec_driver_sql("ANALYZE payment_batch")
     conn.execute(PLAN)
-    overpaid = conn.execute(
-        WRITE, {"source": source, "file_id": file_id, "posted_by": posted_by, "run_id": run_id}
-    ).all()
     allocations, installments = conn.exec_driver_sql(
         "SELECT count(*), count(DISTINCT installment_id) FROM payment_plan"
     ).one()
+    # The paid cache first: the allocations' key checks then find rows this transaction has
+    # already written, and a stale plan is refused before anything else is written.
     updated = conn.execute(UPDATE_PAID).rowcount
     if updated != installments:  # one changed since the plan read it: roll everything back
         raise StalePlanError(
             f"installments updated is {updated}, expected {installments} (the allocated ones): "
             "an installment changed while the payments were planned; nothing was posted"
         )
+    overpaid = conn.execute(
+        WRITE, {"source": source, "file_id": file_id, "posted_by": posted_by, "run_id": run_id}
+    ).all()
     posted.payments = len(rows)
     posted.amount_minor = sum(row.amount_minor for row in rows)
     posted.allocations = allocations
