@@ -1,7 +1,7 @@
 """Posting accepted payments set-based: the rows are staged by COPY into a temporary table, the
-oldest-first allocation is computed in SQL with running sums, and the payments, allocations and
-the installments' paid cache are written by two statements. Nothing per row comes back to Python
-but the overpaid payments.
+oldest-first allocation is computed in SQL with running sums, the installments' paid cache is
+updated and the payments and their allocations are written in one statement. Nothing per row
+comes back to Python but the overpaid payments.
 
 The allocation is `domain.collections.allocate` applied payment by payment in (paid_on, row)
 order, each payment seeing what the earlier ones of its loan left, written as intervals: per
