@@ -97,12 +97,12 @@ def read_rows(content: bytes) -> list[dict[str, str]]:
                 ",".join(header),
                 f"the header lacks {', '.join(missing)} (needs {', '.join(REQUIRED_COLUMNS)})",
             )
-        rows = []
+        width, rows = len(names), []
         for values in reader:
-            if not any(v.strip() for v in values):
-                continue  # blank line
+            if not "".join(values).strip():
+                continue  # blank line (or only separators and spaces)
             row = dict(zip(names, values, strict=False))
-            if len(values) != len(names):
+            if len(values) != width:
                 row["_columns"] = str(len(values))
             rows.append(row)
         return rows
