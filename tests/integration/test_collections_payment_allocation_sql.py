@@ -133,11 +133,11 @@ def test_set_based_allocation_equals_the_domain_rule_for_random_payments(db, see
         (utr, o) for utr, o in expected_overpaid.items() if o
     )
     assert any(expected_overpaid.values()), "the random book must exercise overpayment"
-    # payments are numbered in posting order: paid date, then row
+    # payments are numbered by loan, and within a loan in the order they were allocated
     row_of = {r.utr: r.row_number for r in rows}
     ordered = sorted(by_utr.values(), key=lambda p: p.id)
-    assert [(p.paid_on, row_of[p.utr]) for p in ordered] == sorted(
-        (r.paid_on, r.row_number) for r in rows
+    assert [(p.loan_id, p.paid_on, row_of[p.utr]) for p in ordered] == sorted(
+        (r.loan_id, r.paid_on, r.row_number) for r in rows
     )
 
 

@@ -81,10 +81,10 @@ PLAN = sa.text(
     """
 )
 
-# Payments are numbered in posting order (paid date, row) but written in loan order: the key
-# checks of 100,000 rows then walk the loans' index in order instead of at random. Allocations
-# are written in installment order for the same reason. What no installment took is the
-# payment's overpayment.
+# Payments are numbered and written in loan order, and within a loan in the order they were
+# allocated (paid date, row): the key checks of 100,000 payments and their allocations then walk
+# the loans', payments' and installments' indexes in order instead of at random (a payment's
+# place in its file is its row_number). What no installment took is its overpayment.
 WRITE = sa.text(
     """
     WITH allocated AS (
@@ -96,7 +96,7 @@ WRITE = sa.text(
             SELECT b.seq, b.utr, b.loan_id, b.amount_minor, b.paid_on, b.row_number,
                    b.amount_minor - coalesce(a.amount_minor, 0) AS overpaid_minor
             FROM payment_batch b LEFT JOIN allocated a ON a.seq = b.seq
-            ORDER BY b.paid_on, b.row_number, b.seq
+            ORDER BY b.loan_id, b.paid_on, b.row_number, b.seq
         ) ordered
     ), inserted AS (
         INSERT INTO lending.payments (id, utr, loan_id, amount_minor, paid_on, source, file_id,
@@ -105,7 +105,7 @@ WRITE = sa.text(
                CASE WHEN CAST(:file_id AS bigint) IS NOT NULL THEN row_number END,
                overpaid_minor, :posted_by, :run_id
         FROM numbered
-        ORDER BY loan_id
+        ORDER BY id
     ), allocations AS (
         INSERT INTO lending.payment_allocations
             (payment_id, installment_id, amount_minor, paid_on)
