@@ -6,8 +6,11 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import dagster as dg
 import sqlalchemy as sa
 
+from lending_pipelines.assets.credit import CREDIT_ASSETS
+from lending_pipelines.assets.credit.jobs import CREDIT_JOBS
 from lending_pipelines.assets.credit.partitions import TIMEZONE
 from lending_pipelines.db.credit import (
     credit_accounts,
@@ -16,8 +19,23 @@ from lending_pipelines.db.credit import (
     pending_orders,
     retailers,
 )
+from lending_pipelines.resources.credit_config import CreditConfig
+from tests.whatsapp_sending import sandbox_whatsapp
 
 TZ = ZoneInfo(TIMEZONE)
+
+
+def credit_definitions(database, sandbox) -> dg.Definitions:
+    """The credit assets and jobs with the test database and the sandbox's WhatsApp."""
+    return dg.Definitions(
+        assets=CREDIT_ASSETS,
+        jobs=CREDIT_JOBS,
+        resources={
+            "database": database,
+            "whatsapp": sandbox_whatsapp(sandbox),
+            "credit_config": CreditConfig(),
+        },
+    )
 
 
 def at(day: date, hour: int = 9) -> datetime:

@@ -12,14 +12,13 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from lending_dev.sandbox.twilio import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from lending_pipelines.assets.collections.jobs import COLLECTIONS_JOBS
 from lending_pipelines.db.collections.tables import collection_loans
 from lending_pipelines.db.flags import set_flag
 from lending_pipelines.resources.collections_config import DEFAULT_TEMPLATES, CollectionsConfig
-from lending_pipelines.resources.whatsapp import WhatsAppResource
 from lending_pipelines.workflows.collections.dpd import run_dpd
 from tests.collections_book import add_loan, run_job
+from tests.whatsapp_sending import sandbox_whatsapp
 
 IST = ZoneInfo("Asia/Kolkata")
 DAY = datetime(2026, 11, 30, tzinfo=IST).date()
@@ -29,15 +28,7 @@ EVENING_IST = datetime(2026, 11, 30, 20, 30, tzinfo=IST)  # 10:00 in New York
 
 @pytest.fixture
 def defs(database, sandbox):
-    whatsapp = WhatsAppResource(
-        account_sid=DEV_ACCOUNT_SID,
-        auth_token=DEV_AUTH_TOKEN,
-        from_number="+14155238886",
-        base_url=sandbox.url("twilio"),
-        timeout_seconds=5,
-        backoff_seconds=0.01,
-        backoff_cap_seconds=0.02,
-    )
+    whatsapp = sandbox_whatsapp(sandbox)
     return dg.Definitions(
         jobs=COLLECTIONS_JOBS,
         resources={

@@ -12,15 +12,19 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from lending_dev.sandbox.twilio import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
-from lending_pipelines.assets.credit import CREDIT_ASSETS
-from lending_pipelines.assets.credit.jobs import CREDIT_JOBS
 from lending_pipelines.assets.credit.partitions import TIMEZONE, today
 from lending_pipelines.db.credit.manual import Operator, record_payment
 from lending_pipelines.resources.credit_config import CreditConfig
-from lending_pipelines.resources.whatsapp import WhatsAppResource
 from lending_pipelines.workflows.credit.guardrails import run_guardrails
-from tests.credit_book import add_debit, add_retailer, at, day_before, statuses
+from tests.credit_book import (
+    add_debit,
+    add_retailer,
+    at,
+    credit_definitions,
+    day_before,
+    statuses,
+)
+from tests.whatsapp_sending import sandbox_whatsapp
 
 DAY = today()
 ACTOR = {"actor": "ops@example.com", "reason": "called the retailer"}
@@ -52,20 +56,7 @@ def book(db):
 
 @pytest.fixture
 def defs(database, sandbox):
-    return dg.Definitions(
-        assets=CREDIT_ASSETS,
-        jobs=CREDIT_JOBS,
-        resources={
-            "database": database,
-            "credit_config": CreditConfig(),
-            "whatsapp": WhatsAppResource(
-                account_sid=DEV_ACCOUNT_SID,
-                auth_token=DEV_AUTH_TOKEN,
-                from_number="+14155238886",
-                base_url=sandbox.url("twilio"),
-            ),
-        },
-    )
+    return credit_definitions(database, sandbox)
 
 
 def launch(defs, job: str, config: dict):
@@ -357,12 +348,7 @@ def test_a_payment_committed_while_guardrails_wait_leaves_outstanding_status_and
                 "UPDATE lending.credit_accounts SET credit_limit = 49_500 WHERE retailer_id = 'r-a'"
             )
         )
-    resource = WhatsAppResource(
-        account_sid=DEV_ACCOUNT_SID,
-        auth_token=DEV_AUTH_TOKEN,
-        from_number="+14155238886",
-        base_url=sandbox.url("twilio"),
-    )
+    resource = sandbox_whatsapp(sandbox)
     reports = []
 
     def guardrails():

@@ -14,16 +14,12 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from lending_dev.sandbox.twilio import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from lending_dev.seed.credit import seed_credit
-from lending_pipelines.assets.credit import CREDIT_ASSETS
-from lending_pipelines.assets.credit.jobs import CREDIT_JOBS
 from lending_pipelines.assets.credit.partitions import TIMEZONE, today
 from lending_pipelines.assets.credit.sensors import failed_credit_orders_sensor
 from lending_pipelines.db.common import audit_log, outbox
 from lending_pipelines.db.flags import set_flag
 from lending_pipelines.resources.credit_config import CreditConfig
-from lending_pipelines.resources.whatsapp import WhatsAppResource
 from lending_pipelines.workflows.credit.guardrails import run_guardrails
 from lending_pipelines.workflows.credit.orders import (
     reverse_failed_orders,
@@ -36,9 +32,11 @@ from tests.credit_book import (
     add_pending,
     add_retailer,
     at,
+    credit_definitions,
     day_before,
     statuses,
 )
+from tests.whatsapp_sending import sandbox_whatsapp
 
 DAY = today()
 CONFIG = CreditConfig()
@@ -51,28 +49,9 @@ NUMBERS = {
 }
 
 
-def whatsapp_resource(sandbox) -> WhatsAppResource:
-    return WhatsAppResource(
-        account_sid=DEV_ACCOUNT_SID,
-        auth_token=DEV_AUTH_TOKEN,
-        from_number="+14155238886",
-        base_url=sandbox.url("twilio"),
-        timeout_seconds=5,
-        backoff_seconds=0.01,
-    )
-
-
 @pytest.fixture
 def defs(database, sandbox):
-    return dg.Definitions(
-        assets=CREDIT_ASSETS,
-        jobs=CREDIT_JOBS,
-        resources={
-            "database": database,
-            "whatsapp": whatsapp_resource(sandbox),
-            "credit_config": CONFIG,
-        },
-    )
+    return credit_definitions(database, sandbox)
 
 
 @pytest.fixture
@@ -242,7 +221,7 @@ def test_auto_pause_finds_a_retailer_the_morning_made_overdue(book, defs, sandbo
 
 
 def test_two_concurrent_guardrail_runs_pause_and_notify_each_retailer_once(book, sandbox):
-    resource = whatsapp_resource(sandbox)
+    resource = sandbox_whatsapp(sandbox)
     engines = [sa.create_engine(book.url) for _ in range(2)]
     barrier = threading.Barrier(2)
     reports: list = []
@@ -284,7 +263,7 @@ def test_a_run_waiting_on_a_retailer_row_paused_meanwhile_neither_pauses_nor_not
 ):
     """Deterministic interleaving: another transaction holds r-old's row and pauses it while
     the run waits for the lock; after the wait the run must see r-old is no longer ACTIVE."""
-    resource = whatsapp_resource(sandbox)
+    resource = sandbox_whatsapp(sandbox)
     holder = book.connect()
     transaction = holder.begin()
     holder.execute(sa.text("SELECT 1 FROM lending.retailers WHERE id = 'r-old' FOR UPDATE"))
@@ -442,7 +421,7 @@ def test_reminders_are_not_sent_while_reminders_enabled_is_off(reminder_book, de
 
 def test_two_concurrent_reminder_runs_remind_each_debit_once(reminder_book, sandbox):
     engine, ids = reminder_book
-    resource = whatsapp_resource(sandbox)
+    resource = sandbox_whatsapp(sandbox)
     engines = [sa.create_engine(engine.url) for _ in range(2)]
     barrier = threading.Barrier(2)
 
@@ -641,7 +620,7 @@ def op_metadata(result, node: str) -> dict:
 
 def test_two_concurrent_follow_up_and_reversal_runs_act_once(order_book, sandbox):
     engine, ids = order_book
-    resource = whatsapp_resource(sandbox)
+    resource = sandbox_whatsapp(sandbox)
     with engine.begin() as conn:
         conn.execute(
             sa.text(
@@ -692,7 +671,7 @@ def test_templates_reach_retailers_where_free_form_text_fails_with_63016(book, d
     """Nobody wrote to us in 24 hours: the sandbox, like Twilio, fails free-form text (63016)
     and delivers the approved templates the jobs send."""
     run_job(defs, "credit_guardrails_job", partition_key=DAY.isoformat())
-    with whatsapp_resource(sandbox).get_client() as client:
+    with sandbox_whatsapp(sandbox).get_client() as client:
         client.send_text(NUMBERS["r-old"], "Your credit is paused")
     messages = wait_for_final_statuses(sandbox, 3)
     outcome = {(m["to"], bool(m["content_sid"])): (m["status"], m["error_code"]) for m in messages}

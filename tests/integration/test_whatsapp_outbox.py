@@ -9,11 +9,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from lending_dev.sandbox.twilio import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from lending_pipelines.db import outbox
 from lending_pipelines.db.common import outbox as outbox_table
 from lending_pipelines.resources.whatsapp import WhatsAppResource
-from tests.whatsapp_sending import send_once
+from tests.whatsapp_sending import sandbox_whatsapp, send_once
 
 TEMPLATE = "HX" + "ab" * 16
 TO = "+254711000111"
@@ -21,15 +20,7 @@ TO = "+254711000111"
 
 @pytest.fixture
 def whatsapp(sandbox) -> WhatsAppResource:
-    return WhatsAppResource(
-        account_sid=DEV_ACCOUNT_SID,
-        auth_token=DEV_AUTH_TOKEN,
-        from_number="+14155238886",
-        base_url=sandbox.url("twilio"),
-        timeout_seconds=2,
-        backoff_seconds=0.01,
-        backoff_cap_seconds=0.02,
-    )
+    return sandbox_whatsapp(sandbox, timeout_seconds=2)
 
 
 def row(engine, key):

@@ -18,13 +18,12 @@ from lending_pipelines.db.common import inbound_events
 from lending_pipelines.db.flags import set_flag
 from lending_pipelines.db.inbound import store_event
 from lending_pipelines.kill_switch import PAUSED_MESSAGE
-from lending_pipelines.resources.whatsapp import WhatsAppResource
 from lending_pipelines.sensors.whatsapp_status import (
     apply_status_callbacks,
     whatsapp_delivery_status_sensor,
 )
 from lending_pipelines.webhooks.app import build_app
-from tests.whatsapp_sending import send_once
+from tests.whatsapp_sending import sandbox_whatsapp, send_once
 
 TO = "whatsapp:+254711000111"
 TEMPLATE = "HX" + "ab" * 16
@@ -258,13 +257,8 @@ def test_end_to_end_sandbox_callbacks_through_the_receiver_reach_the_outbox(
     db, database, sandbox, receiver
 ):
     sandbox.configure("twilio", {"callback_delay_ms": 10})
-    whatsapp = WhatsAppResource(
-        account_sid=DEV_ACCOUNT_SID,
-        auth_token=DEV_AUTH_TOKEN,
-        from_number="+14155238886",
-        base_url=sandbox.url("twilio"),
-        status_callback_url=f"{receiver.base_url}/twilio/status",
-        timeout_seconds=2,
+    whatsapp = sandbox_whatsapp(
+        sandbox, status_callback_url=f"{receiver.base_url}/twilio/status", timeout_seconds=2
     )
     template = send_once(whatsapp, db, "e2e:template", "+254711000111", content_sid=TEMPLATE)
     free_form = send_once(whatsapp, db, "e2e:free-form", "+254722000222", body="outside window")
