@@ -14,20 +14,23 @@ from ...resources.database import DatabaseResource
 from ...workflows.collections.dpd import run_dpd
 from ..metadata import table_metadata
 from ..platform_tables import COLLECTION_LOANS_TABLE, INSTALLMENTS_TABLE
-from .common import GROUP, OWNERS, WORKFLOW_TAGS, run_actor, switched_off
+from .common import GROUP, OWNERS, WORKFLOW_TAGS, run_actor, skipped_metadata
 from .partitions import COLLECTION_DAYS, TIMEZONE, partition_days
 
-SINGLE_RUN = dg.BackfillPolicy.single_run()
+# Every collections asset is a business day; a backfill of many days is one run.
+DAILY = {
+    "partitions_def": COLLECTION_DAYS,
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "group_name": GROUP,
+    "kinds": {"postgres"},
+    "owners": OWNERS,
+    "tags": WORKFLOW_TAGS,
+}
 
 
 @dg.asset(
-    partitions_def=COLLECTION_DAYS,
-    backfill_policy=SINGLE_RUN,
+    **DAILY,
     deps=[COLLECTION_LOANS_TABLE, INSTALLMENTS_TABLE],
-    group_name=GROUP,
-    kinds={"postgres"},
-    owners=OWNERS,
-    tags=WORKFLOW_TAGS,
     description="Days past due and bucket of every ACTIVE/LEGAL loan as of the end of the "
     f"business day ({TIMEZONE}); the loans' current DPD is written from the latest day only.",
 )
@@ -73,23 +76,16 @@ def loan_dpd(context: dg.AssetExecutionContext, database: DatabaseResource) -> d
 
 
 @dg.asset(
-    partitions_def=COLLECTION_DAYS,
-    backfill_policy=SINGLE_RUN,
+    **DAILY,
     deps=[loan_dpd],
-    group_name=GROUP,
-    kinds={"postgres"},
-    owners=OWNERS,
-    tags=WORKFLOW_TAGS,
     description="ACTIVE loans at DPD >= 90 escalated to legal, once per loan ever (record, "
     "status LEGAL, audit). Behind ESCALATION_ENABLED.",
 )
 def legal_escalations(
     context: dg.AssetExecutionContext, database: DatabaseResource
 ) -> dg.MaterializeResult:
-    reason = switched_off(database, "ESCALATION_ENABLED")
-    if reason:
-        context.log.info(reason)
-        return dg.MaterializeResult(metadata={"skipped": True, "reason": reason, "escalated": 0})
+    if skipped := skipped_metadata(context, database, "ESCALATION_ENABLED", "escalated"):
+        return dg.MaterializeResult(metadata=skipped)
     with database.begin() as conn:
         escalated = escalate_to_legal(
             conn,
@@ -109,23 +105,16 @@ def legal_escalations(
 
 
 @dg.asset(
-    partitions_def=COLLECTION_DAYS,
-    backfill_policy=SINGLE_RUN,
+    **DAILY,
     deps=[loan_dpd],
-    group_name=GROUP,
-    kinds={"postgres"},
-    owners=OWNERS,
-    tags=WORKFLOW_TAGS,
     description="Collections achieved vs assigned per collector and bucket for the business "
     "day. Behind SCORING_ENABLED.",
 )
 def collector_scores(
     context: dg.AssetExecutionContext, database: DatabaseResource
 ) -> dg.MaterializeResult:
-    reason = switched_off(database, "SCORING_ENABLED")
-    if reason:
-        context.log.info(reason)
-        return dg.MaterializeResult(metadata={"skipped": True, "reason": reason, "scores": 0})
+    if skipped := skipped_metadata(context, database, "SCORING_ENABLED", "scores"):
+        return dg.MaterializeResult(metadata=skipped)
     scores = []
     for day in partition_days(context):
         with database.begin() as conn:

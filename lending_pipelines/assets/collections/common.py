@@ -35,3 +35,12 @@ def switched_off(database: DatabaseResource, flag: str) -> str | None:
         if flag_enabled(conn, flag, get_settings()):
             return None
     return f"{flag} is off (environment or lending.feature_flags): nothing done"
+
+
+def skipped_metadata(context, database: DatabaseResource, flag: str, count: str) -> dict | None:
+    """The metadata of a step whose kill switch is off (the reason logged too), else None."""
+    reason = switched_off(database, flag)
+    if reason is None:
+        return None
+    context.log.info(reason)
+    return {"skipped": True, "reason": reason, count: 0}

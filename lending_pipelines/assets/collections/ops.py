@@ -17,7 +17,7 @@ from ...workflows.collections.operations import OperationRefused
 from ...workflows.collections.payment_files import process_payment_file
 from ...workflows.collections.reminders import send_reminders
 from ..metadata import table_metadata
-from .common import run_actor, switched_off
+from .common import run_actor, skipped_metadata
 from .partitions import TIMEZONE
 
 
@@ -226,10 +226,8 @@ def send_borrower_reminders(
     whatsapp: WhatsAppResource,
     collections_config: CollectionsConfig,
 ) -> dg.Output:
-    reason = switched_off(database, "REMINDERS_ENABLED")
-    if reason:
-        context.log.info(reason)
-        return dg.Output(None, metadata={"skipped": True, "reason": reason, "sent": 0})
+    if skipped := skipped_metadata(context, database, "REMINDERS_ENABLED", "sent"):
+        return dg.Output(None, metadata=skipped)
     with whatsapp.get_client() as client:
         report = send_reminders(
             database.get_engine(),
