@@ -99,9 +99,8 @@ def parse_amount_paise(text: str) -> int:
     return int(rupees) * 100 + int(paise.ljust(2, "0"))
 
 
-def format_inr(amount_minor: int) -> str:
-    """10000050 → '₹1,00,000.50' (Indian grouping, for metadata and messages)."""
-    rupees, paise = divmod(abs(amount_minor), 100)
+def indian_grouping(rupees: int) -> str:
+    """1000000 → '10,00,000': the last three digits, then groups of two."""
     digits = str(rupees)
     head, tail = digits[:-3], digits[-3:]
     groups = []
@@ -110,8 +109,13 @@ def format_inr(amount_minor: int) -> str:
         head = head[:-2]
     if head:
         groups.insert(0, head)
-    grouped = ",".join([*groups, tail]) if groups else tail
-    return f"{'-' if amount_minor < 0 else ''}₹{grouped}.{paise:02d}"
+    return ",".join([*groups, tail])
+
+
+def format_inr(amount_minor: int) -> str:
+    """10000050 → '₹1,00,000.50' (Indian grouping, for metadata and messages)."""
+    rupees, paise = divmod(abs(amount_minor), 100)
+    return f"{'-' if amount_minor < 0 else ''}₹{indian_grouping(rupees)}.{paise:02d}"
 
 
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")

@@ -1,6 +1,7 @@
 """Payment files end to end: the sensor picks each inbox file up once per content, the job posts
 good rows and quarantines each bad one with its reason, an unreadable file is quarantined whole,
-a re-dropped file posts nothing, and a run killed mid-file then re-picked posts exactly once."""
+a re-dropped file posts nothing, a run killed mid-file then re-picked posts exactly once (also
+when the next day's file posts first), and files posted at once post each payment once."""
 
 from __future__ import annotations
 
@@ -273,6 +274,65 @@ def test_a_run_killed_mid_file_then_repicked_posts_exactly_once(
     assert tick(world) == []
 
 
+def ledger(db) -> tuple[dict[int, int], list[tuple[int, int, int]], int, int]:
+    """Allocations per installment, each installment's (id, due, paid cache), and the payments'
+    total amount and total overpayment."""
+    with db.connect() as conn:
+        allocated = dict(
+            conn.execute(
+                sa.select(
+                    payment_allocations.c.installment_id,
+                    sa.func.sum(payment_allocations.c.amount_minor),
+                ).group_by(payment_allocations.c.installment_id)
+            ).all()
+        )
+        cache = conn.execute(
+            sa.select(
+                installments.c.id, installments.c.amount_due_minor, installments.c.amount_paid_minor
+            )
+        ).all()
+        paid_in, overpaid = conn.execute(
+            sa.select(sa.func.sum(payments.c.amount_minor), sa.func.sum(payments.c.overpaid_minor))
+        ).one()
+    return allocated, [tuple(row) for row in cache], paid_in, overpaid
+
+
+def money_adds_up(db) -> None:
+    """Every installment's paid cache equals its allocations and never exceeds what it owes, and
+    every payment's amount is its allocations plus its overpayment."""
+    allocated, cache, paid_in, overpaid = ledger(db)
+    assert all(paid == allocated.get(i, 0) <= due for i, due, paid in cache)
+    assert paid_in == sum(allocated.values()) + overpaid
+
+
+def test_a_file_killed_mid_run_then_the_next_days_file_then_the_first_repicked_posts_each_once(
+    db, db_url, world, inbox, loans, tmp_path
+):
+    """The next day's file arrives and posts before anyone re-runs the killed one: the killed
+    file, picked up after it, posts once on top of what the next day's file allocated."""
+    content, _ = one_of_each(loans)
+    path = inbox / "bank.csv"
+    path.write_text(content)
+    crash_while_posting(db_url, path, "before_commit")
+    assert counts(db)["payments"] == 1  # the fixture's payment only
+    next_day = tmp_path / "next-day" / "bank-next.csv"
+    next_day.parent.mkdir()
+    next_day.write_text(f'utr,loan_id,amount,paid_on\n633400000099,{loans["active"]},"1,000.00",'
+                        f"{day(0)}\n")  # fmt: skip
+    report = process_payment_file(
+        db, next_day, bounds=Bounds(), timezone=TIMEZONE, actor="test", run_id=None
+    )
+    assert (report.status, report.accepted) == ("posted", 1)
+
+    (result,) = pick_up_and_run(world)
+    assert result.success
+    after = counts(db)
+    assert (after["payments"], after["payment_files"]) == (1 + 1 + 3, 2)
+    assert after["payment_rejections"] == 13
+    money_adds_up(db)
+    assert tick(world) == [] and not path.exists()
+
+
 def test_files_posted_at_the_same_moment_post_each_payment_once_and_never_overpay(db, tmp_path):
     """Three files paying the same loans, each dropped twice, posted by six runs at once (what
     overlapping sensor runs or a UI re-run do): the posting lock orders them, each file posts
@@ -303,22 +363,8 @@ def test_files_posted_at_the_same_moment_post_each_payment_once_and_never_overpa
         reports = list(pool.map(post, paths))
 
     assert sorted(r.status for r in reports) == ["duplicate"] * 3 + ["posted"] * 3
-    with db.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(payments)).scalar() == 15
-        overpaid = conn.execute(sa.select(sa.func.sum(payments.c.overpaid_minor))).scalar()
-        allocated = dict(
-            conn.execute(
-                sa.select(
-                    payment_allocations.c.installment_id,
-                    sa.func.sum(payment_allocations.c.amount_minor),
-                ).group_by(payment_allocations.c.installment_id)
-            ).all()
-        )
-        cache = conn.execute(
-            sa.select(
-                installments.c.id, installments.c.amount_due_minor, installments.c.amount_paid_minor
-            )
-        ).all()
+    assert counts(db)["payments"] == 15
+    allocated, cache, _, overpaid = ledger(db)
     assert all(paid == allocated.get(i, 0) and paid == due for i, due, paid in cache)
     assert sum(allocated.values()) + overpaid == 15 * 700_00
     assert overpaid == 5 * 100_00

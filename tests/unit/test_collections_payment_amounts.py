@@ -10,16 +10,6 @@ from hypothesis import strategies as st
 from lending_pipelines.domain import collections_payments as p
 
 
-def indian(rupees: int) -> str:
-    digits = str(rupees)
-    head, tail = digits[:-3], digits[-3:]
-    groups = []
-    while len(head) > 2:
-        groups.insert(0, head[-2:])
-        head = head[:-2]
-    return ",".join([head, *groups, tail]) if head else tail
-
-
 @given(
     rupees=st.integers(min_value=0, max_value=10**15),
     paise=st.one_of(st.none(), st.from_regex(r"\d{1,2}", fullmatch=True)),
@@ -27,6 +17,7 @@ def indian(rupees: int) -> str:
     prefix=st.sampled_from(["", "₹", "₹ ", "INR ", "Rs.", "rs "]),
 )
 def test_amounts_parse_to_the_exact_decimal_value_in_paise(rupees, paise, grouped, prefix):
-    number = (indian(rupees) if grouped else str(rupees)) + (f".{paise}" if paise else "")
+    digits = p.indian_grouping(rupees) if grouped else str(rupees)
+    number = digits + (f".{paise}" if paise else "")
     expected = Decimal(number.replace(",", "")) * 100
     assert p.parse_amount_paise(f" {prefix}{number} ") == expected

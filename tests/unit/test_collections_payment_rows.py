@@ -39,6 +39,15 @@ def test_amounts_that_are_not_numbers_or_misgrouped_are_refused(text):
         p.parse_amount_paise(text)
 
 
+@pytest.mark.parametrize(
+    ("paise", "text"),
+    [(0, "₹0.00"), (99_999_99, "₹99,999.99"), (1_00_000_50, "₹1,00,000.50"),
+     (1_00_00_000_00, "₹1,00,00,000.00"), (-12_345_67, "-₹12,345.67")],
+)  # fmt: skip
+def test_rupees_are_grouped_the_indian_way(paise, text):
+    assert p.format_inr(paise) == text
+
+
 @given(st.integers(min_value=0, max_value=10**13))
 def test_indian_formatting_round_trips_exactly(paise):
     assert p.parse_amount_paise(p.format_inr(paise)) == paise
